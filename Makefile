@@ -1,0 +1,52 @@
+# attn_jax: every target bootstraps its own .venv from setup.cfg when it is
+# missing or older than setup.cfg, so a fresh clone needs only Python 3.11.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# XLA:CPU hands its large temporaries back to the OS after each step with glibc's
+# default malloc and faults them in again; these tunables keep them (see
+# shared/PERFORMANCE.md: 1.2-1.5x tokens/s). Must be set before the process starts.
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736:glibc.malloc.arena_max=1:glibc.malloc.top_pad=1073741824
+DATA_DIR ?= .data
+PYTEST_FLAGS ?=
+
+.PHONY: all venv test test-all lint format demo bench data clean
+
+all: test
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_FLAGS)
+
+test-all: $(STAMP) data
+	$(BIN)/python -m pytest -q $(PYTEST_FLAGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+data: $(STAMP)
+	$(BIN)/python -m attn_jax.data.fetch --data_dir $(DATA_DIR)
+
+demo: $(STAMP)
+	$(BIN)/python -m attn_jax.demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train_lm.py
+	$(BIN)/python benchmarks/attention.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,136 @@
+"""Config helpers: `path.py:arg` loading, `k=v` arg strings, overrides, hashing.
+
+Experiments are ml_collections files with `get_config(arg: str | None)` (as in
+big_vision); `arg` is a comma list like `size=s,smoke` parsed by `parse_arg`.
+Every config is locked, so an override naming a key that does not exist fails
+before anything compiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+    """Parses `"size=s,smoke,lr=3e-4"` into a ConfigDict over `defaults`.
+
+    A bare word is a boolean flag set to True. Values are cast to the type of the
+    default when there is one, else read as int, float, bool or left a string.
+    Unknown keys raise, naming the valid ones.
+    """
+    out = ml_collections.ConfigDict(dict(defaults))
+    if not arg:
+        return out
+    for item in arg.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if key not in defaults:
+            raise ValueError(
+                f"Unknown config arg {key!r}; valid args: {', '.join(sorted(defaults))}."
+            )
+        if not sep:
+            out[key] = True
+            continue
+        default = defaults[key]
+        out[key] = _cast(raw.strip(), default)
+    return out
+
+
+def _cast(raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"Cannot read {raw!r} as a boolean.")
+    if isinstance(default, int):
+        value = float(raw)  # accepts 1e6 for token budgets
+        if value != int(value):
+            raise ValueError(f"Expected an integer, got {raw!r}.")
+        return int(value)
+    if isinstance(default, float):
+        return float(raw)
+    if default is None:
+        for cast in (int, float):
+            try:
+                return cast(raw)
+            except ValueError:
+                pass
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+    return raw
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads `path/to/experiment.py[:arg]` and returns its locked config."""
+    path, _, arg = spec.partition(":")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No experiment file {path!r} (expected e.g. experiments/lm.py).")
+    name = "attn_jax_experiment_" + hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise AttributeError(f"{path} has no get_config(arg) function.")
+    config = module.get_config(arg or None)
+    config.lock()
+    return config
+
+
+def apply_overrides(
+    config: ml_collections.ConfigDict, overrides: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
+    """Returns a copy of `config` with dotted-key overrides applied.
+
+    Raises KeyError naming the key (and its valid siblings) when a key does not
+    exist, so a typo in a sweep or on the command line fails before training.
+    """
+    config = ml_collections.ConfigDict(config.to_dict())
+    for dotted, value in overrides.items():
+        node = config
+        parts = dotted.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                where = ".".join(parts[:i]) or "<root>"
+                valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+                raise KeyError(
+                    f"Unknown config key {dotted!r}: {where} has no {part!r} "
+                    f"(valid: {', '.join(valid)})."
+                )
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node[part]
+    config.lock()
+    return config
+
+
+def flatten(config: ml_collections.ConfigDict | Mapping, prefix: str = "") -> dict[str, Any]:
+    """Flattens a nested config into {"a.b": value} with JSON-friendly leaves."""
+    items = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config
+    out: dict[str, Any] = {}
+    for key, value in items.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping | ml_collections.ConfigDict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, tuple):
+            out[name] = list(value)
+        else:
+            out[name] = value
+    return out
+
+
+def config_hash(config: ml_collections.ConfigDict | Mapping, length: int = 12) -> str:
+    """A stable hash of the resolved config: the run id of a trial."""
+    payload = json.dumps(flatten(config), sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
