@@ -1,0 +1,166 @@
+"""Uncertainty: bootstrap over runs, and leave-the-largest-out validation.
+
+The bootstrap resamples *runs* (not points) with replacement: one run can contribute
+several points (evals at several budgets), and those points are not independent. A
+resample is passed to the refit as per-point multiplicities (weights), which for a summed
+objective is exactly the same as duplicating the points, and cheaper.
+
+For Approach 3 each resample is refit from the full-data optimum plus the `top_k`
+(default 1) best grid starts on the resample, chosen among the 64 grid starts that are best
+on the full data: the full-data optimum is
+almost always in the resample's basin, and the grid starts guard against the rare
+resample whose optimum moved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from attn_jax.scaling import approach3, frontier
+
+
+@dataclasses.dataclass
+class Bootstrap:
+    """Bootstrap samples and their summaries.
+
+    Attributes:
+      samples: name -> [R] values, one per successful resample.
+      n_resamples: resamples drawn; n_failed: resamples whose refit raised.
+      level: the central interval's coverage (e.g. 0.95).
+    """
+
+    samples: dict[str, np.ndarray]
+    n_resamples: int
+    n_failed: int
+    level: float
+
+    def se(self, name: str) -> float:
+        return float(np.std(self.samples[name], ddof=1))
+
+    def interval(self, name: str) -> tuple[float, float]:
+        q = 100 * (1 - self.level) / 2
+        lo, hi = np.percentile(self.samples[name], [q, 100 - q])
+        return float(lo), float(hi)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """name -> {mean, se, lo, hi} (percentile interval at `level`)."""
+        out = {}
+        for name, v in self.samples.items():
+            lo, hi = self.interval(name)
+            out[name] = {"mean": float(np.mean(v)), "se": self.se(name), "lo": lo, "hi": hi}
+        return out
+
+
+def resample_weights(groups, n_resamples: int, seed: int = 0) -> np.ndarray:
+    """Per-point multiplicities [R, P] from resampling groups (runs) with replacement."""
+    groups = np.asarray(groups)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, uniq.shape[0], size=(n_resamples, uniq.shape[0]))
+    counts_RG = np.stack([np.bincount(d, minlength=uniq.shape[0]) for d in draws])
+    return counts_RG[:, inv].astype(np.float64)
+
+
+def bootstrap(
+    fit_fn: Callable[[np.ndarray], Mapping[str, float]],
+    groups,
+    n_resamples: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Bootstrap:
+    """Runs `fit_fn(weights_P) -> {name: value}` on `n_resamples` run-resamples.
+
+    Args:
+      fit_fn: refits with per-point multiplicities and returns scalars to summarize.
+      groups: run id per point; runs are what gets resampled.
+      n_resamples: number of resamples.
+      seed: numpy seed.
+      level: percentile interval coverage.
+    """
+    samples: dict[str, list[float]] = {}
+    failed = 0
+    with approach3.single_threaded_blas():
+        for w in resample_weights(groups, n_resamples, seed):
+            try:
+                out = fit_fn(w)
+            except (ValueError, np.linalg.LinAlgError):
+                failed += 1  # e.g. a resample with too few distinct sizes for Approach 2
+                continue
+            for k, v in out.items():
+                samples.setdefault(k, []).append(float(v))
+    if not samples:
+        raise ValueError(f"all {n_resamples} bootstrap refits failed; too few runs?")
+    return Bootstrap({k: np.array(v) for k, v in samples.items()}, n_resamples, failed, level)
+
+
+def bootstrap_approach3(
+    N,
+    D,
+    L,
+    groups=None,
+    *,
+    n_resamples: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    init=None,
+    top_k: int = 1,
+    n_candidates: int = 64,
+    budgets=(),
+    k_flops: float = 6.0,
+) -> Bootstrap:
+    """Bootstrap of every Chinchilla parameter and derived quantity (frontier.derived).
+
+    Args:
+      N, D, L: the data, one entry per point.
+      groups: run id per point (None: every point is its own run).
+      n_resamples, seed, level: as `bootstrap`.
+      init: the full-data optimum (params dict); fitted here when None.
+      top_k: grid starts per resample, in addition to `init`.
+      n_candidates: grid starts (best on the full data) from which each resample's
+        `top_k` are chosen.
+      budgets: FLOP budgets for the derived N*, D*, tokens/param and loss.
+      k_flops: FLOPs per parameter-token for the frontier (6 for 6ND).
+    """
+    N, D, L = (np.asarray(x, np.float64) for x in (N, D, L))
+    groups = np.arange(N.shape[0]) if groups is None else np.asarray(groups)
+    if init is None:
+        init = approach3.fit_approach3(N, D, L, diagnose=False).params
+    # Scoring all 4500 grid starts per resample would cost more than the refits: score them
+    # once on the full data, keep the best `n_candidates`, and rank only those per resample.
+    logs = [np.log(x) for x in (N, D, L)]
+    candidates = approach3.select_starts(*logs, top_k=n_candidates)
+
+    def fit_fn(w):
+        fit = approach3.fit_approach3(
+            N, D, L, init=init, grid=candidates, top_k=top_k, weights=w, diagnose=False
+        )
+        return frontier.derived(fit.params, budgets, k_flops)
+
+    return bootstrap(fit_fn, groups, n_resamples, seed, level)
+
+
+def leave_largest_out(N, D, L, *, top_k: int = 16) -> dict[str, float]:
+    """Fits Approach 3 without the largest model size and scores it on that size.
+
+    Returns:
+      {"N_held_out", "n_held_out", "mean_abs_rel_error", "max_abs_rel_error",
+       "rmse_log_loss"} on the held-out points.
+    """
+    N, D, L = (np.asarray(x, np.float64) for x in (N, D, L))
+    held = N >= N.max() * (1 - 1e-9)
+    if held.all():
+        raise ValueError("leave-largest-out needs at least two model sizes")
+    fit = approach3.fit_approach3(N[~held], D[~held], L[~held], top_k=top_k, diagnose=False)
+    pred = fit.predict(N[held], D[held])
+    rel = (pred - L[held]) / L[held]
+    return {
+        "N_held_out": float(N.max()),
+        "n_held_out": int(held.sum()),
+        "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+        "max_abs_rel_error": float(np.max(np.abs(rel))),
+        "rmse_log_loss": float(np.sqrt(np.mean((np.log(pred) - np.log(L[held])) ** 2))),
+        **{f"fit_{k}": float(v) for k, v in fit.params.items()},
+    }

@@ -1,0 +1,46 @@
+"""analysis/fit.py end to end on a small synthetic sweep written to tmp_path."""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+
+from attn_jax.scaling import approach3, synthetic
+
+ROOT = pathlib.Path(__file__).parents[2]
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location("fit_cli", ROOT / "analysis" / "fit.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fit_cli_end_to_end(tmp_path, capsys):
+    p = approach3.HOFFMANN_2022
+    sizes = np.logspace(6.5, 8.5, 7)
+    budgets = np.logspace(15.5, 17.5, 5)
+    recs = synthetic.run_records(p, sizes, budgets, sigma=0.003, seed=0)
+    path = tmp_path / "sweep" / "results.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "fit"
+    result = _cli().main(
+        [str(path.parent), "--out", str(out), "--bootstrap", "6", "--starts", "4", "--dpi", "50"]
+    )
+    assert "Approach 3" in capsys.readouterr().out
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit == json.loads(json.dumps(result))
+    assert fit["n_points"] == 35 and fit["n_runs"] == 7
+    got = fit["approach3"]["params"]
+    assert abs(got["alpha"] - p["alpha"]) < 0.1 and abs(got["beta"] - p["beta"]) < 0.1
+    assert 0.0 < fit["approach3"]["derived"]["a"] < 1.0
+    assert fit["bootstrap"]["summary"]["alpha"]["se"] > 0
+    assert "a" in fit["approach2"] and "a" in fit["approach1"]
+    for name in ("loss_vs_N", "loss_vs_C", "isoflop", "frontier", "residuals", "learning_curves"):
+        for ext in ("png", "svg", "csv"):
+            assert (out / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+    report = (out / "report.md").read_text()
+    assert "bootstrap SE" in report and "Diagnostics" in report
