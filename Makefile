@@ -41,8 +41,10 @@ format: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python -m attn_jax.data.fetch --data_dir $(DATA_DIR)
 
+DEMO_OUT ?= runs/demo
 demo: $(STAMP)
-	$(BIN)/python -m attn_jax.demo
+	$(BIN)/python -m attn_jax.sweep run sweeps/demo.py --out $(DEMO_OUT)
+	$(BIN)/python analysis/fit.py $(DEMO_OUT)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_lm.py
