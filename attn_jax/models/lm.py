@@ -1,0 +1,259 @@
+"""Decoder-only Transformer language model (GPT-style; Radford et al. 2018/2019).
+
+Dimension key: B batch, T sequence length, D model width, V vocabulary, L layers.
+
+`LMConfig` names every architectural choice; `SIZES` is the sweep table;
+`DecoderLM(config, rngs=...)` maps int tokens_BT to float32 logits_BTV.
+Decoding through the KV cache lives in `attn_jax.models.generate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from attn_jax.nn import ABSOLUTE_POSITIONS, POSITIONS, Block, Embed, Norm, dropout
+
+# Sweep sizes: d_model / num_layers = 32..64, head_dim 16..64, d_ff = 4 d_model.
+# Non-embedding parameters (pre-norm LayerNorm, RoPE, MHA) are in the comments;
+# `attn_jax.train.flops.param_counts` gives exact figures for any config.
+# "s" is the reference shape of shared/PERFORMANCE.md (the 10-minute Shakespeare model).
+SIZES: dict[str, dict[str, int]] = {
+    "6xs": dict(d_model=32, num_layers=1, num_heads=2, d_ff=128),  # 12.5k
+    "5xs": dict(d_model=48, num_layers=1, num_heads=3, d_ff=192),  # 27.9k
+    "4xs": dict(d_model=64, num_layers=1, num_heads=4, d_ff=256),  # 49.5k
+    "3xs": dict(d_model=64, num_layers=2, num_heads=4, d_ff=256),  # 98.9k
+    "2xs": dict(d_model=128, num_layers=2, num_heads=4, d_ff=512),  # 394k
+    "xs": dict(d_model=192, num_layers=3, num_heads=4, d_ff=768),  # 1.33M
+    "s": dict(d_model=256, num_layers=4, num_heads=4, d_ff=1024),  # 3.15M
+    "m": dict(d_model=320, num_layers=5, num_heads=5, d_ff=1280),  # 6.15M
+    "l": dict(d_model=384, num_layers=6, num_heads=6, d_ff=1536),  # 10.6M
+    "xl": dict(d_model=512, num_layers=8, num_heads=8, d_ff=2048),  # 25.2M
+}
+
+LM_POSITIONS = tuple(dict.fromkeys(POSITIONS + ABSOLUTE_POSITIONS))
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class LMConfig:
+    """Architecture of a `DecoderLM` (the `config.model` fields, minus family/size).
+
+    Attributes:
+      vocab_size: V.
+      d_model: D.
+      num_layers: L.
+      num_heads: N query heads.
+      num_kv_heads: K key/value heads; 0 = N (MHA), 1 = MQA, else GQA.
+      head_dim: H; 0 = D // N.
+      d_ff: F; 0 = 4 D.
+      max_len: longest sequence (learned-position table size; generate's limit).
+      norm: "pre" (GPT-2) or "post" (Vaswani et al. 2017).
+      norm_type: "layernorm" or "rmsnorm".
+      position: relative ("rope", "alibi", "relative") or absolute ("sinusoidal",
+        "learned") positions, or "none".
+      score: attention score (`attn_jax.ops.scores.SCORES`).
+      kernel: attention kernel (`attn_jax.ops.kernels.KERNELS`).
+      window: causal sliding window size; 0 = full causal attention.
+      tie_embeddings: output head = token embedding transposed (Press & Wolf 2017).
+      dropout: residual and embedding dropout.
+      attn_dropout: attention-weight dropout.
+      dtype: compute dtype; parameters and logits stay float32.
+      rope_base: RoPE frequency base.
+      relative_buckets: T5 relative-bias buckets per layer.
+      relative_max_distance: T5 bucket range.
+    """
+
+    vocab_size: int = 256
+    d_model: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 0
+    head_dim: int = 0
+    d_ff: int = 0
+    max_len: int = 1024
+    norm: Literal["pre", "post"] = "pre"
+    norm_type: Literal["layernorm", "rmsnorm"] = "layernorm"
+    position: str = "rope"
+    score: str = "scaled_dot"
+    kernel: str = "xla"
+    window: int = 0
+    tie_embeddings: bool = True
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    rope_base: float = 1e4
+    relative_buckets: int = 32
+    relative_max_distance: int = 128
+
+    def __post_init__(self):
+        if self.position not in LM_POSITIONS:
+            raise ValueError(f"Unknown position {self.position!r}; valid: {list(LM_POSITIONS)}.")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"Unknown dtype {self.dtype!r}; valid: {list(DTYPES)}.")
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim or self.d_model // self.num_heads
+
+    @property
+    def ff_size(self) -> int:
+        return self.d_ff or 4 * self.d_model
+
+    @classmethod
+    def from_config(cls, config: Any) -> LMConfig:
+        """Builds from an LMConfig, a ConfigDict or a mapping; ignores family/size.
+
+        Unknown fields raise, naming the valid ones (a typo must not pass silently).
+        """
+        if isinstance(config, cls):
+            return config
+        items = dict(config.items() if hasattr(config, "items") else config)
+        for ignored in ("family", "size"):
+            items.pop(ignored, None)
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(items) - valid)
+        if unknown:
+            raise ValueError(f"Unknown LM config fields {unknown}; valid: {sorted(valid)}.")
+        return cls(**items)
+
+
+def lm_config(size: str, **overrides: Any) -> LMConfig:
+    """An LMConfig of a SIZES entry with overrides, e.g. `lm_config("s", position="alibi")`."""
+    if size not in SIZES:
+        raise ValueError(f"Unknown size {size!r}; valid sizes: {list(SIZES)}.")
+    return LMConfig(**{**SIZES[size], **overrides})
+
+
+class DecoderLM(nnx.Module):
+    """Causal Transformer LM: Embed -> L Blocks -> (final norm) -> head.
+
+    Args:
+      config: an `LMConfig` (or a mapping / ConfigDict of its fields).
+      rngs: NNX rngs (`params` stream).
+    """
+
+    def __init__(self, config: LMConfig | Mapping[str, Any], *, rngs: nnx.Rngs):
+        cfg = LMConfig.from_config(config)
+        self.config = cfg
+        dtype = DTYPES[cfg.dtype]
+        absolute = cfg.position if cfg.position in ABSOLUTE_POSITIONS else "none"
+        relative = cfg.position if cfg.position in POSITIONS else "none"
+        self.embed = Embed(
+            cfg.vocab_size,
+            cfg.d_model,
+            position=absolute,
+            max_len=cfg.max_len,
+            rngs=rngs,
+            dtype=dtype,
+        )
+        # GPT-2: residual output projections scaled by 1/sqrt(2L) at init.
+        out_scale = 1.0 / math.sqrt(2 * cfg.num_layers)
+        self.blocks = nnx.List(
+            [
+                Block(
+                    cfg.d_model,
+                    cfg.num_heads,
+                    cfg.ff_size,
+                    norm=cfg.norm,
+                    norm_type=cfg.norm_type,
+                    dropout=cfg.dropout,
+                    rngs=rngs,
+                    dtype=dtype,
+                    out_init_scale=out_scale,
+                    num_kv_heads=cfg.kv_heads,
+                    head_dim=cfg.head_size,
+                    causal=True,
+                    window=cfg.window,
+                    score=cfg.score,
+                    position=relative,
+                    kernel=cfg.kernel,
+                    max_len=cfg.max_len,
+                    rope_base=cfg.rope_base,
+                    relative_buckets=cfg.relative_buckets,
+                    relative_max_distance=cfg.relative_max_distance,
+                    attn_dropout=cfg.attn_dropout,
+                )
+                for _ in range(cfg.num_layers)
+            ]
+        )
+        # Post-norm blocks end in a norm already; pre-norm needs one before the head.
+        self.final_norm = Norm(cfg.d_model, cfg.norm_type) if cfg.norm == "pre" else None
+        head_init = jax.nn.initializers.normal(cfg.d_model**-0.5)
+        self.head = (
+            None
+            if cfg.tie_embeddings
+            else nnx.Param(head_init(rngs.params(), (cfg.d_model, cfg.vocab_size), jnp.float32))
+        )
+
+    def init_cache(self, batch_size: int, max_len: int | None = None) -> list:
+        """Empty KV caches, one per layer, of `max_len` (default config.max_len) positions."""
+        max_len = max_len or self.config.max_len
+        dtype = DTYPES[self.config.dtype]
+        return [b.attn.init_cache(batch_size, max_len, dtype) for b in self.blocks]
+
+    def __call__(
+        self,
+        inputs_BT: jnp.ndarray,
+        *,
+        deterministic: bool = True,
+        dropout_rng: jax.Array | None = None,
+        positions_BT: jnp.ndarray | None = None,
+        cache: list | None = None,
+    ):
+        """Next-token logits.
+
+        Args:
+          inputs_BT: int token ids.
+          deterministic: no dropout when True.
+          dropout_rng: PRNG key for dropout (needed when not deterministic and rates > 0).
+          positions_BT: absolute positions (default: cache index + arange(T)).
+          cache: per-layer KV caches from `init_cache` (incremental decoding).
+
+        Returns:
+          logits_BTV in float32, or (logits_BTV, new_cache) when `cache` is given.
+        """
+        T = inputs_BT.shape[1]
+        if positions_BT is None:
+            offset = cache[0].index if cache is not None else 0
+            positions_BT = (jnp.arange(T, dtype=jnp.int32) + offset)[None, :]
+        rngs = (
+            [None] * (len(self.blocks) + 1)
+            if dropout_rng is None
+            else list(jax.random.split(dropout_rng, len(self.blocks) + 1))
+        )
+        x_BTD = self.embed(inputs_BT, positions_BT)
+        x_BTD = dropout(x_BTD, self.config.dropout, rngs[-1], deterministic)
+        new_cache = []
+        for i, block in enumerate(self.blocks):
+            out = block(
+                x_BTD,
+                positions_BT=positions_BT,
+                cache=None if cache is None else cache[i],
+                deterministic=deterministic,
+                dropout_rng=rngs[i],
+            )
+            if cache is None:
+                x_BTD = out
+            else:
+                x_BTD, layer_cache = out
+                new_cache.append(layer_cache)
+        if self.final_norm is not None:
+            x_BTD = self.final_norm(x_BTD)
+        if self.head is None:
+            logits_BTV = self.embed.attend(x_BTD)
+        else:
+            w_DV = self.head[...].astype(x_BTD.dtype)
+            logits_BTV = jnp.einsum("BTD,DV->BTV", x_BTD, w_DV, preferred_element_type=jnp.float32)
+        logits_BTV = logits_BTV.astype(jnp.float32)
+        return logits_BTV if cache is None else (logits_BTV, new_cache)

@@ -1,0 +1,360 @@
+"""Multi-head attention layer: self or cross, MHA/GQA/MQA, any score, position and kernel.
+
+Dimension key: B batch, T query length, S key/value length, D model width,
+N query heads, K key/value heads (G = N/K per group), H head dim, M = N + 2K
+fused projection heads.
+
+Self-attention projects q, k and v with one fused einsum "BTD,DMH->BTMH" (one
+matmul instead of three; shared/PERFORMANCE.md); the dense core then runs
+heads-major. Relative position schemes are
+applied here: RoPE rotates q and k (Su et al. 2021); ALiBi (Press et al. 2022)
+and the T5 bias (Raffel et al. 2020) are `bias_fn(q_pos_T, k_pos_S)` callables,
+so blockwise kernels evaluate them per block. Absolute positions live in `Embed`.
+
+The kernel is a key of `attn_jax.ops.kernels.KERNELS`. "xla" (the default, and
+the fastest on CPU) is dense attention computed here directly: for the "dot" and
+"scaled_dot" scores in heads-major layout (`attention_core`, no transposes
+around the dots), for parameterized scores by `ops.attention.dot_product_attention`.
+It is the only path with every score, attention dropout and `return_weights`.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from attn_jax.nn.attention_core import heads_major_attention
+from attn_jax.ops import kv_cache as kv_ops
+from attn_jax.ops import positions as pos_ops
+from attn_jax.ops.attention import dot_product_attention
+from attn_jax.ops.masks import MaskSpec, combine_masks, expand_key_mask
+from attn_jax.ops.scores import SCORES, init_score_params
+
+POSITIONS = ("none", "rope", "alibi", "relative")
+# Options consumed when a kernel's state is initialized (the rest go to the call).
+_KERNEL_INIT_OPTIONS = ("num_features", "proj_len", "init")
+# Kernels whose state is fixed, not trained (Performer's random features).
+_FIXED_KERNEL_STATE = ("performer",)
+
+
+class KernelState(nnx.Variable):
+    """Non-trainable kernel state (e.g. Performer random features): not an nnx.Param."""
+
+
+def kernel_names() -> list[str]:
+    """Valid kernel keys: the KERNELS registry when present, else just "xla"."""
+    try:
+        from attn_jax.ops import kernels
+    except ImportError:
+        return ["xla"]
+    return sorted(kernels.KERNELS)
+
+
+def _get_kernel(name: str):
+    """The kernel function for `name`; None for "xla" (called directly)."""
+    if name == "xla":
+        return None
+    try:
+        from attn_jax.ops import kernels
+    except ImportError:
+        kernels = None
+    if kernels is None or name not in kernels.KERNELS:
+        raise ValueError(f"Unknown attention kernel {name!r}; valid kernels: {kernel_names()}.")
+    return kernels.get_kernel(name)
+
+
+class Attention(nnx.Module):
+    """Softmax attention with N query heads over K key/value heads.
+
+    Args:
+      d_model: D, input and output width.
+      num_heads: N query heads.
+      num_kv_heads: K key/value heads (0 = N: MHA; 1: MQA, Shazeer 2019; else GQA,
+        Ainslie et al. 2023); N must be a multiple of K.
+      head_dim: H (0 = D // N).
+      cross: cross-attention (queries from x, keys/values from `context_BSD`).
+      causal: autoregressive mask (self-attention only).
+      window: sliding-window size (0 = none).
+      sparse_block: block size of a Sparse-Transformer pattern (`MaskSpec.block`; 0 = none).
+      sparse_stride: stride in blocks of that pattern (`MaskSpec.stride`; 0 = none).
+      score: a key of `ops.scores.SCORES`.
+      position: "none", "rope", "alibi" or "relative" (T5 buckets).
+      kernel: a key of `ops.kernels.KERNELS`; unknown keys raise here.
+      kernel_options: extra keyword arguments for the kernel (and its state init:
+        num_features, proj_len, init).
+      max_len: longest key length (Linformer's projection size); 0 = unknown.
+      rope_base: RoPE frequency base.
+      relative_buckets: R, buckets of the T5 bias table.
+      relative_max_distance: distance at which the T5 buckets stop growing.
+      attn_dropout: dropout rate on the attention weights ("xla" kernel only).
+      out_init_scale: multiplies the output projection's init std.
+      dtype: compute dtype (params stay float32); None = the input's.
+      rngs: NNX rngs.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        *,
+        num_kv_heads: int = 0,
+        head_dim: int = 0,
+        cross: bool = False,
+        causal: bool = False,
+        window: int = 0,
+        sparse_block: int = 0,
+        sparse_stride: int = 0,
+        score: str = "scaled_dot",
+        position: str = "none",
+        kernel: str = "xla",
+        kernel_options: dict | None = None,
+        max_len: int = 0,
+        rope_base: float = 1e4,
+        relative_buckets: int = 32,
+        relative_max_distance: int = 128,
+        attn_dropout: float = 0.0,
+        out_init_scale: float = 1.0,
+        dtype=None,
+        rngs: nnx.Rngs,
+    ):
+        N, K = num_heads, num_kv_heads or num_heads
+        H = head_dim or d_model // num_heads
+        if N % K:
+            raise ValueError(f"num_heads={N} must be a multiple of num_kv_heads={K}.")
+        if score not in SCORES:
+            raise ValueError(f"Unknown attention score {score!r}; valid scores: {sorted(SCORES)}.")
+        if position not in POSITIONS:
+            raise ValueError(f"Unknown attention position {position!r}; valid: {list(POSITIONS)}.")
+        if cross and (causal or position != "none"):
+            raise ValueError("Cross-attention takes no causal mask and no relative positions.")
+        self.kernel_fn = _get_kernel(kernel)
+        if self.kernel_fn is not None and score not in ("scaled_dot", "dot"):
+            raise ValueError(f"Kernel {kernel!r} supports scores 'scaled_dot' and 'dot' only.")
+        self.d_model, self.num_heads, self.num_kv_heads, self.head_dim = d_model, N, K, H
+        self.cross, self.score, self.position, self.kernel = cross, score, position, kernel
+        # A sorted tuple, not a dict: static module attributes must be hashable for jit.
+        self.kernel_options = tuple(sorted((kernel_options or {}).items()))
+        self.spec = MaskSpec(
+            causal=causal,
+            window=window or None,
+            block=sparse_block or None,
+            stride=sparse_stride or None,
+        )
+        self.rope_base = rope_base
+        self.relative_max_distance = relative_max_distance
+        self.attn_dropout = attn_dropout
+        self.dtype = dtype
+
+        normal = jax.nn.initializers.normal
+        in_init = normal(d_model**-0.5)
+        if cross:
+            self.w_q = nnx.Param(in_init(rngs.params(), (d_model, N, H), jnp.float32))
+            self.w_kv = nnx.Param(in_init(rngs.params(), (d_model, 2 * K, H), jnp.float32))
+        else:
+            self.w_qkv = nnx.Param(in_init(rngs.params(), (d_model, N + 2 * K, H), jnp.float32))
+        self.w_out = nnx.Param(
+            normal(out_init_scale * (N * H) ** -0.5)(rngs.params(), (N, H, d_model), jnp.float32)
+        )
+        self.score_params = nnx.Dict(
+            {
+                k: nnx.Param(v)
+                for k, v in init_score_params(score, rngs.params(), H, num_heads=N).items()
+            }
+        )
+        self.rel_table = (
+            nnx.Param(pos_ops.init_t5_table(rngs.params(), relative_buckets, N))
+            if position == "relative"
+            else None
+        )
+        self.kernel_params = self._init_kernel_params(kernel, rngs, max_len)
+
+    def _init_kernel_params(self, kernel: str, rngs: nnx.Rngs, max_len: int):
+        """Kernel state: learned (Linformer projections) as Param, fixed (Performer) not."""
+        if self.kernel_fn is None:
+            return None
+        from attn_jax.ops import kernels
+
+        options = {k: v for k, v in self.kernel_options if k in _KERNEL_INIT_OPTIONS}
+        params = kernels.init_kernel_params(
+            kernel, rngs.params(), head_dim=self.head_dim, max_len=max_len or None, **options
+        )
+        if not params:
+            return None
+        var = KernelState if kernel in _FIXED_KERNEL_STATE else nnx.Param
+        return nnx.Dict({k: var(v) for k, v in params.items()})
+
+    def _call_options(self) -> dict:
+        accepted = inspect.signature(self.kernel_fn).parameters
+        return {k: v for k, v in self.kernel_options if k in accepted}
+
+    def _cast(self, w, dtype):
+        return w[...].astype(dtype)
+
+    def project_kv(self, context_BSD: jnp.ndarray):
+        """Cross-attention keys and values (k_BSKH, v_BSKH) of the context."""
+        dtype = self.dtype or context_BSD.dtype
+        kv_BSMH = jnp.einsum(
+            "BSD,DMH->BSMH", context_BSD.astype(dtype), self._cast(self.w_kv, dtype)
+        )
+        return kv_BSMH[:, :, : self.num_kv_heads], kv_BSMH[:, :, self.num_kv_heads :]
+
+    def init_cache(self, batch_size: int, max_len: int, dtype=jnp.float32) -> kv_ops.KVCache:
+        """An empty self-attention KV cache of `max_len` positions."""
+        return kv_ops.init_cache(batch_size, max_len, self.num_kv_heads, self.head_dim, dtype)
+
+    def init_cross_cache(self, context_BSD: jnp.ndarray) -> kv_ops.KVCache:
+        """Projects the encoder output once; pass the result as `cache=` at every step."""
+        return kv_ops.cross_cache(*self.project_kv(context_BSD))
+
+    def _bias_fn(self):
+        if self.position == "alibi":
+            return pos_ops.alibi_bias_fn(pos_ops.alibi_slopes(self.num_heads))
+        if self.position == "relative":
+            return pos_ops.t5_bias_fn(
+                self.rel_table[...], not self.spec.causal, self.relative_max_distance
+            )
+        return None
+
+    def __call__(
+        self,
+        x_BTD: jnp.ndarray,
+        context_BSD: jnp.ndarray | None = None,
+        *,
+        mask: jnp.ndarray | None = None,
+        kv_lengths_B: jnp.ndarray | None = None,
+        positions_BT: jnp.ndarray | None = None,
+        cache: kv_ops.KVCache | None = None,
+        deterministic: bool = True,
+        dropout_rng: jax.Array | None = None,
+        return_weights: bool = False,
+    ):
+        """Attends from x_BTD to itself (or to `context_BSD` / a cross cache).
+
+        Args:
+          x_BTD: queries' input.
+          context_BSD: keys' and values' input for cross-attention.
+          mask: extra bool mask broadcastable to [B,N,T,S], True = may attend
+            ("xla" kernel only; other kernels take `kv_lengths_B`).
+          kv_lengths_B: int[B] valid (leading) keys per example, for padding.
+          positions_BT: int positions for RoPE (default: cache index + arange(T)).
+          cache: self-attention: a KVCache to write this step's keys into (decode);
+            cross-attention: the cache from `init_cross_cache` (context unused).
+          deterministic: no attention dropout when True.
+          dropout_rng: PRNG key for attention dropout.
+          return_weights: also return the softmax weights_BNTS ("xla" kernel only).
+
+        Returns:
+          out_BTD, or a tuple (out_BTD, new_cache) when `cache` is given,
+          (out_BTD, weights_BNTS) with `return_weights`, (out_BTD, new_cache,
+          weights_BNTS) with both.
+        """
+        dtype = self.dtype or x_BTD.dtype
+        x_BTD = x_BTD.astype(dtype)
+        B, T, _ = x_BTD.shape
+        N, K = self.num_heads, self.num_kv_heads
+        q_offset = 0
+        new_cache = cache
+        valid_S = None  # bool_S: cache slots written so far
+        if self.cross:
+            q_BTNH = jnp.einsum("BTD,DNH->BTNH", x_BTD, self._cast(self.w_q, dtype))
+            if cache is not None:
+                k_BSKH, v_BSKH = cache.k_BSKH.astype(dtype), cache.v_BSKH.astype(dtype)
+            elif context_BSD is None:
+                raise ValueError("Cross-attention needs context_BSD or a cross cache.")
+            else:
+                k_BSKH, v_BSKH = self.project_kv(context_BSD)
+        else:
+            if context_BSD is not None:
+                raise ValueError("Self-attention got context_BSD; build it with cross=True.")
+            # One fused projection, token-major: a plain [B*T, D] x [D, M*H] matmul.
+            qkv_BTMH = jnp.einsum("BTD,DMH->BTMH", x_BTD, self._cast(self.w_qkv, dtype))
+            q_BTNH, k_BSKH, v_BSKH = jnp.split(qkv_BTMH, [N, N + K], axis=2)
+            if cache is not None:
+                q_offset = cache.index
+            if self.position == "rope":
+                if positions_BT is None:
+                    positions_BT = kv_ops.decode_positions(q_offset, T)[None, :]
+                q_BTNH = pos_ops.apply_rope(q_BTNH, positions_BT, self.rope_base)
+                k_BSKH = pos_ops.apply_rope(k_BSKH, positions_BT, self.rope_base)
+            if cache is not None:
+                new_cache = kv_ops.update_cache(cache, k_BSKH, v_BSKH)
+                k_BSKH, v_BSKH = new_cache.k_BSKH.astype(dtype), new_cache.v_BSKH.astype(dtype)
+                valid_S = jnp.arange(k_BSKH.shape[1]) < q_offset + T
+        S = k_BSKH.shape[1]
+        bias_fn = self._bias_fn()
+        rate = 0.0 if deterministic else self.attn_dropout
+        weights_BNTS = None
+
+        if self.kernel_fn is None:
+            masks = [None if self.spec.is_full else self.spec.dense(T, S, q_offset), mask, valid_S]
+            if kv_lengths_B is not None:
+                masks.append(expand_key_mask(jnp.arange(S)[None, :] < kv_lengths_B[:, None]))
+            bias = None
+            if bias_fn is not None:
+                q_pos_T = kv_ops.decode_positions(q_offset, T)
+                bias = bias_fn(q_pos_T, jnp.arange(S, dtype=jnp.int32))
+            kwargs = dict(
+                mask=combine_masks(*masks),
+                bias=bias,
+                dropout_rate=rate,
+                dropout_rng=dropout_rng,
+                return_weights=return_weights,
+            )
+            if self.score in ("scaled_dot", "dot"):
+                scale = self.head_dim**-0.5 if self.score == "scaled_dot" else 1.0
+                # Heads-major core (see attention_core): no transposes around its dots.
+                result = heads_major_attention(
+                    q_BTNH.swapaxes(1, 2),
+                    k_BSKH.swapaxes(1, 2),
+                    v_BSKH.swapaxes(1, 2),
+                    scale=scale,
+                    **kwargs,
+                )
+                out_BNTH, weights_BNTS = result if return_weights else (result, None)
+            else:  # parameterized scores: the ops reference path, token-major
+                result = dot_product_attention(
+                    q_BTNH,
+                    k_BSKH,
+                    v_BSKH,
+                    score=self.score,
+                    score_params={k: v[...] for k, v in self.score_params.items()},
+                    **kwargs,
+                )
+                out_BTNH, weights_BNTS = result if return_weights else (result, None)
+                out_BNTH = out_BTNH.swapaxes(1, 2)
+        else:
+            if mask is not None or return_weights or rate > 0.0:
+                raise ValueError(
+                    f"Kernel {self.kernel!r} takes no dense mask, attention dropout or "
+                    "return_weights; use kernel='xla' (padding: pass kv_lengths_B)."
+                )
+            if valid_S is not None:
+                cache_len_B = jnp.full((B,), q_offset + T, jnp.int32)
+                kv_lengths_B = (
+                    cache_len_B if kv_lengths_B is None else jnp.minimum(kv_lengths_B, cache_len_B)
+                )
+            params = (
+                {k: v[...] for k, v in self.kernel_params.items()} if self.kernel_params else None
+            )
+            out_BTNH = self.kernel_fn(
+                q_BTNH,
+                k_BSKH,
+                v_BSKH,
+                spec=self.spec,
+                bias_fn=bias_fn,
+                scale=None if self.score == "scaled_dot" else 1.0,
+                q_offset=q_offset,
+                kv_lengths_B=kv_lengths_B,
+                params=params,
+                **self._call_options(),
+            )
+            out_BNTH = out_BTNH.swapaxes(1, 2)
+
+        out_BTD = jnp.einsum("BNTH,NHD->BTD", out_BNTH.astype(dtype), self._cast(self.w_out, dtype))
+        extras = (new_cache,) if cache is not None else ()
+        if return_weights:
+            extras += (weights_BNTS,)
+        return (out_BTD, *extras) if extras else out_BTD
