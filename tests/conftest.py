@@ -33,3 +33,12 @@ def float64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", prev)
+
+
+@pytest.fixture
+def fast_compile():
+    """XLA's optimizations off for one test: layer tests compile many small graphs."""
+    prev = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", prev)
