@@ -1,0 +1,377 @@
+"""train_and_evaluate(config, workdir): the training loop of every model family.
+
+Writes, under `workdir`: config.json (the resolved config), metrics.jsonl and
+TensorBoard events (tb/), checkpoints/ (orbax), and summary.json, the run
+record, last and atomically. Status: done, diverged (NaN or loss above
+train.max_loss), failed (an exception; the record is written and the error
+re-raised) or preempted (SIGTERM, train.time_limit_s or train.stop_after_steps:
+a checkpoint is saved and rerunning the same command resumes).
+
+The hot loop never syncs the host on the step it just dispatched: step t's
+metrics are fetched after step t+1 is queued, under
+`jax.transfer_guard("disallow")` so an accidental implicit transfer raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from attn_jax.train import checkpoint as ckpt_lib
+from attn_jax.train import mesh as mesh_lib
+from attn_jax.train import metrics as metrics_lib
+from attn_jax.train import optim
+from attn_jax.train import record as record_lib
+from attn_jax.train import step as step_lib
+from attn_jax.train.family import family_fns
+from attn_jax.train.state import create_train_state
+
+
+class _Preemption:
+    """Set by SIGTERM (installed only in the main thread); checked once per step."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False
+
+    def requested(self, step: int) -> bool:
+        if jax.process_count() > 1:
+            # All hosts must agree on the step at which they stop and save.
+            from jax.experimental import multihost_utils
+
+            with contextlib.suppress(Exception):
+                if multihost_utils.reached_preemption_sync_point(step):
+                    return True
+        return self.event.is_set()
+
+
+def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+    if jax.process_index() == 0:
+        record_lib.write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains `config`'s model in `workdir`, resuming from its latest good checkpoint.
+
+    Args:
+      config: a locked experiment config (experiments/*.py; fields in CONTRACTS.md).
+      workdir: the run directory; reusing it resumes the run.
+
+    Returns:
+      The run record, also written to workdir/summary.json.
+    """
+    start = time.time()
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    mesh_lib.maybe_initialize_distributed(bool(config.train.get("distributed", False)))
+    _write_config(config, workdir)
+    run = _Run(config, workdir, start)
+    try:
+        return run.train()
+    except Exception as err:
+        logging.exception("Run in %s failed", workdir)
+        run.finish("failed", error=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        run.close()
+
+
+class _Run:
+    """One process's part of a training run (state kept on self for the record)."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, start: float):
+        self.config, self.workdir, self.start = config, workdir, start
+        self.tc = config.train
+        self.step = 0
+        self.tokens_per_step = int(self.tc.batch_size) * int(self.tc.seq_len)
+        self.last_train: dict[str, float] = {}
+        self.eval_metrics: dict[str, float] = {}
+        self.loop_state: dict[str, Any] = {"evals_at_budget": [], "best_eval_loss": None}
+        self.sizes: dict[str, Any] = {}
+        # t0/step0: after the first (compiling) step; paused: eval and checkpoint
+        # seconds, left out of tokens/s and MFU; loop0: when the loop started.
+        self.timing = {"t0": None, "step0": 0, "paused": 0.0, "loop0": None, "loop1": None}
+        self.peak = (math.nan, "not measured")
+        self.writer = self.bar = self.checkpointer = None
+        self.finished = False
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        config, tc = self.config, self.tc
+        fns = family_fns(config)
+        self.steps_total = optim.total_steps(tc)
+        self.mesh = mesh_lib.make_mesh(fsdp=int(tc.get("mesh_fsdp", 1)))
+        devices = list(self.mesh.devices.flat)
+        n_batch = len(devices)
+        if tc.batch_size % n_batch or tc.batch_size % jax.process_count():
+            raise ValueError(
+                f"train.batch_size={tc.batch_size} must be divisible by the {n_batch} devices "
+                "of the mesh; change train.batch_size."
+            )
+        self.train_iter, self.eval_batches = fns.data(
+            config,
+            batch_size=int(tc.batch_size),  # global; each host gets its rows
+            seq_len=int(tc.seq_len),
+            seed=int(config.seed),
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+        tx, schedule = optim.make_optimizer(tc, self.steps_total)
+        graphdef, self.state, shardings = create_train_state(
+            fns.model, tx, int(config.seed), self.mesh
+        )
+        self.sizes = fns.sizes(config, self.state.params)
+        self.steps = step_lib.CompiledSteps(
+            step_lib.make_train_step(
+                graphdef,
+                tx,
+                schedule,
+                label_smoothing=float(tc.label_smoothing),
+                dropout=fns.uses_dropout(config),
+            ),
+            step_lib.make_eval_step(graphdef),
+            shardings,
+            self.mesh,
+        )
+        self.checkpointer = ckpt_lib.Checkpointer(
+            os.path.join(self.workdir, "checkpoints"),
+            keep=int(tc.keep_checkpoints),
+            async_save=bool(tc.get("async_checkpoint", True)),
+        )
+        restored = self.checkpointer.restore_latest(self.state)
+        if restored is not None:
+            self.state, extra = restored
+            extra = extra or {}
+            if extra.get("data") is not None:
+                self.train_iter.set_state(extra["data"])
+            self.loop_state.update(extra.get("loop") or {})
+            self.step = int(jax.device_get(self.state.step))
+            logging.info("Resumed at step %d", self.step)
+        self.devices_desc = record_lib.describe_devices(devices)
+        if tc.get("report_mfu", True):
+            self.peak = metrics_lib.peak_flops(devices)
+        self.writer = metrics_lib.MetricsWriter(
+            self.workdir, tensorboard=bool(tc.get("tensorboard", True))
+        )
+        self.bar = metrics_lib.ProgressBar(
+            self.steps_total, initial=self.step, enabled=bool(tc.get("progress_bar", True))
+        )
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> dict[str, Any]:
+        self.setup()
+        tc = self.tc
+        budgets = sorted(int(b) for b in (tc.get("eval_at_tokens") or ()))
+        done_budgets = {int(e["tokens_budget"]) for e in self.loop_state["evals_at_budget"]}
+        stop_after = int(tc.get("stop_after_steps", 0) or 0)
+        first_step = self.step
+        time_limit = float(tc.get("time_limit_s", 0) or 0)
+        log_every, eval_every = max(int(tc.log_every), 1), int(tc.eval_every)
+        ckpt_every = int(tc.checkpoint_every)
+        pending = None  # (step, metrics on device) fetched one step late
+        window: list[dict] = []
+        status = None
+        self.timing["loop0"] = time.time()
+        with _Preemption() as preemption:
+            while self.step < self.steps_total:
+                batch = mesh_lib.device_put_batch(next(self.train_iter), self.steps.batch_sharding)
+                with jax.transfer_guard("disallow"):
+                    self.state, metrics = self.steps.train(self.state, batch)
+                self.step += 1
+                if pending is not None and not self._consume(pending, window, log_every):
+                    status = "diverged"
+                    break
+                pending = (self.step, metrics)
+                if self.timing["t0"] is None:
+                    # Throughput excludes the first step (compilation).
+                    jax.block_until_ready(metrics)
+                    self.timing.update(t0=time.time(), step0=self.step)
+
+                tokens = self.step * self.tokens_per_step
+                due = [b for b in budgets if b <= tokens and b not in done_budgets]
+                paused = time.time()
+                if due or (eval_every > 0 and self.step % eval_every == 0):
+                    self._evaluate(due)
+                    done_budgets.update(due)
+                if ckpt_every > 0 and self.step % ckpt_every == 0:
+                    self._save()
+                self.timing["paused"] += time.time() - paused
+                if self.step < self.steps_total and (
+                    preemption.requested(self.step)
+                    or (stop_after and self.step - first_step >= stop_after)
+                    or (time_limit and time.time() - self.start > time_limit)
+                ):
+                    status = "preempted"
+                    break
+            if pending is not None and status != "diverged":
+                if not self._consume(pending, window, log_every, flush=True):
+                    status = "diverged"
+        self.timing["loop1"] = time.time()
+        if status == "diverged":
+            return self.finish("diverged")
+        if status == "preempted":
+            self._save()
+            return self.finish("preempted")
+        if not self.eval_metrics or self.eval_metrics.get("step") != self.step:
+            self._evaluate([b for b in budgets if b not in done_budgets])
+        self._save()
+        return self.finish("done")
+
+    def _consume(self, pending, window: list, log_every: int, flush: bool = False) -> bool:
+        """Fetches a finished step's metrics; logs; returns False if the loss diverged."""
+        step, metrics = pending
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        window.append(values)
+        self.last_train = {"step": step, **values}
+        loss = values["loss"]
+        diverged = not math.isfinite(loss) or loss > float(self.tc.max_loss)
+        if step % log_every == 0 or flush or diverged:
+            row = {k: float(np.mean([w[k] for w in window])) for k in values if k != "tokens"}
+            row.update(self._throughput(step))
+            self.writer.write(step, "train", row)
+            self.bar.update(step, self._postfix(row))
+            window.clear()
+        if diverged:
+            logging.warning("Loss %.4g at step %d: stopping the run as diverged.", loss, step)
+        return not diverged
+
+    def _throughput(self, step: int) -> dict[str, float]:
+        t0, step0 = self.timing["t0"], self.timing["step0"]
+        if t0 is None or step <= step0:
+            return {}
+        elapsed = (self.timing["loop1"] or time.time()) - t0 - self.timing["paused"]
+        tps = (step - step0) * self.tokens_per_step / max(elapsed, 1e-9)
+        out = {"tokens_per_second": tps, "tokens_seen": step * self.tokens_per_step}
+        fpt = self.sizes.get("flops_per_token")
+        if fpt and math.isfinite(self.peak[0]):
+            out["mfu"] = fpt * tps / self.peak[0]
+        return out
+
+    def _train_seconds(self) -> float | None:
+        """Wall seconds of this process' training loop (first compile included, evals not)."""
+        loop0 = self.timing["loop0"]
+        if loop0 is None:
+            return None
+        return (self.timing["loop1"] or time.time()) - loop0 - self.timing["paused"]
+
+    @staticmethod
+    def _postfix(row: dict) -> dict[str, str]:
+        out = {"loss": f"{row['loss']:.4f}"}
+        if "tokens_per_second" in row:
+            out["tok/s"] = f"{row['tokens_per_second']:.0f}"
+        if "mfu" in row:
+            out["mfu"] = f"{100 * row['mfu']:.1f}%"
+        return out
+
+    def _evaluate(self, budgets: list[int]) -> None:
+        totals = None
+        for batch in self.eval_batches():
+            out = self.steps.eval(
+                self.state, mesh_lib.device_put_batch(batch, self.steps.batch_sharding)
+            )
+            totals = out if totals is None else jax.tree.map(lambda a, b: a + b, totals, out)
+        if totals is None:
+            raise ValueError("The eval set is empty; check config.data (split, eval_batches).")
+        totals = {k: float(v) for k, v in jax.device_get(totals).items()}
+        denom = max(totals["weight_sum"], 1.0)
+        tokens = self.step * self.tokens_per_step
+        result = {
+            "loss": totals["loss_sum"] / denom,
+            "accuracy": totals["correct_sum"] / denom,
+            "eval_tokens": totals["weight_sum"],
+            "tokens_seen": tokens,
+        }
+        self.eval_metrics = {"step": self.step, **result}
+        self.writer.write(self.step, "eval", result)
+        best = self.loop_state["best_eval_loss"]
+        if math.isfinite(result["loss"]) and (best is None or result["loss"] < best):
+            self.loop_state["best_eval_loss"] = result["loss"]
+        fpt = self.sizes.get("flops_per_token") or math.nan
+        for budget in budgets:
+            self.loop_state["evals_at_budget"].append(
+                {
+                    "tokens": tokens,
+                    "tokens_budget": budget,
+                    "flops": fpt * tokens,
+                    "step": self.step,
+                    "eval_loss": result["loss"],
+                }
+            )
+
+    def _save(self) -> None:
+        extra = {"data": self.train_iter.get_state(), "loop": self.loop_state}
+        self.checkpointer.save(self.step, self.state, extra)
+
+    # ---------------------------------------------------------------- record
+    def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
+        if self.finished:
+            return self.record
+        self.finished = True
+        if self.checkpointer is not None:
+            self.checkpointer.wait()
+        tokens = self.step * self.tokens_per_step
+        fpt = self.sizes.get("flops_per_token")
+        n_ne = self.sizes.get("params_non_embedding")
+        tps = self._throughput(self.step).get("tokens_per_second")
+        mfu = fpt * tps / self.peak[0] if fpt and tps and math.isfinite(self.peak[0]) else None
+        evals = {k: v for k, v in self.eval_metrics.items() if k != "step"}
+        self.record = record_lib.make_record(
+            self.config,
+            devices=getattr(self, "devices_desc", None),
+            params_total=self.sizes.get("params_total"),
+            params_embedding=self.sizes.get("params_embedding"),
+            params_non_embedding=n_ne,
+            tokens_seen=tokens,
+            flops_per_token=fpt,
+            train_flops=fpt * tokens if fpt else None,
+            train_flops_6nd=6 * n_ne * tokens if n_ne else None,
+            status=status,
+            final_train_loss=self.last_train.get("loss"),
+            eval=evals,
+            best_eval_loss=self.loop_state["best_eval_loss"],
+            wall_seconds=time.time() - self.start,
+            tokens_per_second=tps,
+            mfu=mfu,
+            mfu_peak={"flops_per_second": self.peak[0], "source": self.peak[1]},
+            history=os.path.join(self.workdir, "metrics.jsonl"),
+            evals_at_budget=self.loop_state["evals_at_budget"],
+            steps=self.step,
+            train_seconds=self._train_seconds(),
+            steps_total=getattr(self, "steps_total", None),
+            train_traces=getattr(getattr(self, "steps", None), "train_traces", None),
+            error=error,
+        )
+        record_lib.write_record(self.workdir, self.record)
+        logging.info(
+            "Run %s: %s",
+            status,
+            json.dumps({k: self.record[k] for k in ("status", "steps", "best_eval_loss")}),
+        )
+        return self.record
+
+    def close(self) -> None:
+        for thing in (self.bar, self.writer, self.checkpointer):
+            if thing is not None:
+                with contextlib.suppress(Exception):
+                    thing.close()

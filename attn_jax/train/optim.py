@@ -1,0 +1,121 @@
+"""Optimizer, learning-rate schedules and the token budget -> steps rule.
+
+All budgets in this codebase are stated in tokens (what scaling laws count) and
+turned into optimizer steps in exactly one place, `total_steps`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+
+def steps_from_tokens(tokens: int, batch_size: int, seq_len: int) -> int:
+    """Optimizer steps needed to see at least `tokens` tokens (rounded up, >= 1)."""
+    per_step = batch_size * seq_len
+    if per_step <= 0:
+        raise ValueError(f"batch_size * seq_len must be positive, got {batch_size} * {seq_len}.")
+    return max(1, math.ceil(tokens / per_step))
+
+
+def total_steps(train_config: ml_collections.ConfigDict) -> int:
+    """Training steps of a run: `train.tokens` when > 0 overrides `train.steps`."""
+    tokens = int(train_config.get("tokens", 0) or 0)
+    if tokens > 0:
+        return steps_from_tokens(tokens, train_config.batch_size, train_config.seq_len)
+    steps = int(train_config.steps)
+    if steps <= 0:
+        raise ValueError("Set train.steps > 0 or a token budget train.tokens > 0.")
+    return steps
+
+
+def _warmup_cosine(lr: float, warmup: int, steps: int, min_ratio: float) -> optax.Schedule:
+    # Linear warmup then a half-cosine to min_ratio * lr at the last step
+    # (Loshchilov & Hutter 2017, as used by Chinchilla, Hoffmann et al. 2022).
+    warmup = min(warmup, max(steps - 1, 0))
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=lr,
+        warmup_steps=warmup,
+        decay_steps=max(steps, warmup + 1),
+        end_value=lr * min_ratio,
+    )
+
+
+def _rsqrt(lr: float, warmup: int, steps: int, min_ratio: float) -> optax.Schedule:
+    """Vaswani et al. 2017, eq. 3, normalised so the peak (at `warmup`) equals `lr`."""
+    del steps, min_ratio
+    warmup = max(warmup, 1)
+
+    def schedule(step):
+        step = jnp.asarray(step, jnp.float32) + 1.0
+        return lr * jnp.minimum(step / warmup, jnp.sqrt(warmup / step))
+
+    return schedule
+
+
+def _constant(lr: float, warmup: int, steps: int, min_ratio: float) -> optax.Schedule:
+    del steps, min_ratio
+    if warmup <= 0:
+        return optax.constant_schedule(lr)
+    return optax.linear_schedule(0.0, lr, warmup)
+
+
+SCHEDULES: dict[str, Callable[[float, int, int, float], optax.Schedule]] = {
+    "cosine": _warmup_cosine,
+    "rsqrt": _rsqrt,
+    "constant": _constant,
+}
+
+
+def make_schedule(train_config: ml_collections.ConfigDict, steps: int) -> optax.Schedule:
+    """The learning-rate schedule named by `train.schedule` (see `SCHEDULES`)."""
+    name = train_config.schedule
+    if name not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {name!r}; valid: {', '.join(sorted(SCHEDULES))}.")
+    return SCHEDULES[name](
+        float(train_config.lr),
+        int(train_config.warmup_steps),
+        steps,
+        float(train_config.min_lr_ratio),
+    )
+
+
+def _decay_mask(params):
+    # No weight decay on gains and biases (vectors); matrices and embeddings decay.
+    return jax.tree.map(lambda x: x.ndim >= 2, params)
+
+
+def make_optimizer(
+    train_config: ml_collections.ConfigDict, steps: int
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """AdamW (Loshchilov & Hutter 2019) with global-norm clipping.
+
+    Args:
+      train_config: `config.train` (lr, schedule, warmup_steps, min_lr_ratio,
+        weight_decay, b1, b2, eps, grad_clip).
+      steps: total optimizer steps, from `total_steps`.
+
+    Returns:
+      (optimizer, schedule); the schedule is returned so the step can log the lr.
+    """
+    schedule = make_schedule(train_config, steps)
+    parts = []
+    if train_config.grad_clip and train_config.grad_clip > 0:
+        parts.append(optax.clip_by_global_norm(float(train_config.grad_clip)))
+    parts.append(
+        optax.adamw(
+            schedule,
+            b1=float(train_config.b1),
+            b2=float(train_config.b2),
+            eps=float(train_config.get("eps", 1e-8)),
+            weight_decay=float(train_config.weight_decay),
+            mask=_decay_mask,
+        )
+    )
+    return optax.chain(*parts), schedule

@@ -1,0 +1,159 @@
+"""Byte-level decoder LM on Shakespeare's plays (the default LM experiment).
+
+Question: how low a held-out loss does the `s` LM (3.15M non-embedding
+params, shared/PERFORMANCE.md's reference shape) reach in 10 minutes of
+training on a 2-core CPU, and which short-run recipe gets there?
+
+Command (the headline run; `make`'s GLIBC_TUNABLES are applied by main itself):
+
+    python -m attn_jax.main --config experiments/lm.py:size=s --workdir runs/lm_s
+
+Expected cost and result (measured 2026-11-29, Zen 3 2-core machine, run id
+33f568a02ddf): B 8 x T 128, 1000 steps (1.02M tokens), AdamW lr 5e-3, 100 warmup
+steps, cosine to 5e-4. Held-out loss on the four validation plays (65k tokens):
+2.328 / 2.139 / 1.935 nats per byte at 0.26M / 0.52M / 1.02M tokens; final
+train loss 1.93. The machine was heavily shared while this ran (load average
+11-15 on 2 cores, the process got about 40% of one core): wall 1476 s, of which
+1354 s training; the process used 630 CPU-seconds in all (10m25s user), about
+5-6 minutes of wall time on an idle 2-core machine. The 1.80 nats/byte target
+is NOT reached by this recipe; the eval curve suggests about twice the tokens
+(steps=2000 at this batch, est. 10-12 min idle) or B 16 at 1000 steps would be
+needed -- untested. MFU under such load is meaningless (the in-process peak
+measured 25 GFLOP/s instead of ~150).
+
+Other args: `smoke` (a 6xs model for a few steps: seconds), size=<SIZES key>,
+position=rope|alibi|relative|sinusoidal|learned|none, kernel=<KERNELS key>,
+score=<SCORES key>, norm=pre|post, data=shakespeare|austen|<tfds name>,
+tokenizer=byte|sentencepiece. Any field can be overridden from the command
+line, e.g. --config.train.steps=100; a misspelt field is an error before
+anything compiles (the config is locked).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from attn_jax import configs
+from attn_jax.data import default_data_config
+from attn_jax.data.tokenizers import vocab_size
+from attn_jax.models import SIZES
+
+# The 10-minute recipe of the `s` model: small batches, a short context and many
+# steps beat big steps in a short run on this CPU (shared/PERFORMANCE.md).
+S_RECIPE = dict(batch_size=8, seq_len=128, steps=1000, lr=5e-3, warmup_steps=100)
+
+
+def model_config(size: str, vocab: int, **overrides) -> ml_collections.ConfigDict:
+    """config.model for a SIZES entry (fields: CONTRACTS.md, nn + models)."""
+    if size not in SIZES:
+        raise ValueError(f"Unknown size {size!r}; valid: {', '.join(SIZES)}.")
+    model = dict(
+        family="lm",
+        size=size,
+        vocab_size=vocab,
+        d_model=0,
+        num_layers=0,
+        num_heads=0,
+        num_kv_heads=0,
+        head_dim=0,
+        d_ff=0,
+        max_len=1024,
+        norm="pre",
+        norm_type="layernorm",
+        position="rope",
+        score="scaled_dot",
+        kernel="xla",
+        window=0,
+        tie_embeddings=True,
+        dropout=0.0,
+        attn_dropout=0.0,
+        dtype="float32",
+    )
+    model.update(SIZES[size])
+    model.update(overrides)
+    return ml_collections.ConfigDict(model)
+
+
+def train_config(**overrides) -> ml_collections.ConfigDict:
+    """config.train defaults (fields: see attn_jax/train/loop.py and CONTRACTS.md)."""
+    train = dict(
+        batch_size=32,
+        seq_len=256,
+        steps=1000,
+        tokens=0,  # > 0 overrides steps: steps = ceil(tokens / (batch_size * seq_len))
+        lr=1e-3,
+        schedule="cosine",  # cosine | rsqrt | constant (attn_jax.train.optim.SCHEDULES)
+        warmup_steps=100,
+        min_lr_ratio=0.1,
+        weight_decay=0.1,
+        b1=0.9,
+        b2=0.95,
+        eps=1e-8,
+        grad_clip=1.0,
+        label_smoothing=0.0,
+        log_every=50,
+        eval_every=0,  # 0 = only at eval_at_tokens budgets and at the end
+        eval_at_tokens=(),
+        checkpoint_every=1000,
+        keep_checkpoints=2,
+        async_checkpoint=True,
+        mesh_fsdp=1,  # size of the "fsdp" mesh axis (1 = pure data parallel)
+        distributed=False,  # jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
+        max_loss=20.0,  # a train loss above this (or NaN) stops the run as diverged
+        time_limit_s=0.0,  # > 0: stop as preempted (checkpointed) after this many seconds
+        stop_after_steps=0,  # > 0: stop as preempted after this many steps of this process
+        progress_bar=True,
+        tensorboard=True,
+        report_mfu=True,
+    )
+    train.update(overrides)
+    return ml_collections.ConfigDict(train)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The experiment config; `arg` like "size=s", "smoke", "size=xs,position=alibi"."""
+    arg = configs.parse_arg(
+        arg,
+        size="s",
+        smoke=False,
+        position="rope",
+        kernel="xla",
+        score="scaled_dot",
+        norm="pre",
+        data="shakespeare",
+        tokenizer="byte",
+    )
+    config = ml_collections.ConfigDict()
+    config.experiment = "lm"
+    config.family = "lm"
+    config.seed = 0
+    config.data = default_data_config()
+    config.data.name = arg.data
+    config.data.tokenizer = arg.tokenizer
+    size = "6xs" if arg.smoke else arg.size
+    config.model = model_config(
+        size,
+        vocab_size(config.data),
+        position=arg.position,
+        kernel=arg.kernel,
+        score=arg.score,
+        norm=arg.norm,
+    )
+    if arg.smoke:
+        config.data.eval_batches = 2
+        config.train = train_config(
+            batch_size=8,
+            seq_len=32,
+            steps=8,
+            lr=3e-3,
+            warmup_steps=2,
+            log_every=2,
+            eval_at_tokens=(128, 1024),
+            checkpoint_every=4,
+        )
+    elif size == "s":
+        config.data.eval_batches = 64  # 65k held-out tokens, spread over all four plays
+        config.train = train_config(**S_RECIPE, log_every=25, eval_at_tokens=(2**18, 2**19))
+    else:
+        config.train = train_config()
+    return config

@@ -1,0 +1,140 @@
+"""train_and_evaluate end to end: files, record, resume, divergence, mock tfds data."""
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from attn_jax import configs
+from attn_jax.train import family
+from attn_jax.train import loop as loop_lib
+from attn_jax.train import record as record_lib
+from attn_jax.train.loop import train_and_evaluate
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QUIET = {
+    "train.progress_bar": False,
+    "train.tensorboard": False,
+    "train.report_mfu": False,
+    "train.eval_at_tokens": (),
+}
+
+
+def smoke(**overrides):
+    config = configs.load_config(os.path.join(REPO, "experiments/lm.py:smoke"))
+    return configs.apply_overrides(config, {**QUIET, **overrides})
+
+
+def train_rows(workdir, kind="train"):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [r for r in map(json.loads, f) if r["kind"] == kind]
+
+
+def test_resume_is_bit_identical_to_uninterrupted(tmp_path):
+    overrides = {"train.log_every": 1, "train.checkpoint_every": 0}
+    straight = train_and_evaluate(smoke(**overrides), str(tmp_path / "straight"))
+    sliced = smoke(**overrides, **{"train.stop_after_steps": 4})
+    first = train_and_evaluate(sliced, str(tmp_path / "sliced"))
+    assert first["status"] == "preempted" and first["steps"] == 4
+    second = train_and_evaluate(sliced, str(tmp_path / "sliced"))  # fresh state, resumes
+    assert second["status"] == "done" and second["steps"] == 8
+    assert straight["status"] == "done" and straight["train_traces"] == 1
+    losses = [r["loss"] for r in train_rows(tmp_path / "straight")]
+    resumed = [r["loss"] for r in train_rows(tmp_path / "sliced")]
+    assert len(losses) == 8 and resumed == losses  # bit-identical, not approximately
+    assert second["final_train_loss"] == straight["final_train_loss"]
+    assert second["eval"]["loss"] == straight["eval"]["loss"]
+
+
+def test_nan_loss_ends_run_as_diverged_with_record(tmp_path, monkeypatch):
+    lm = family.FAMILIES["lm"]
+
+    def poisoned(config):  # NaN weights from the third batch on: the loss turns NaN
+        fns = lm(config)
+
+        def data(config, **kwargs):
+            train_iter, eval_fn = fns.data(config, **kwargs)
+            batches = (
+                dict(b, weights=b["weights"] * (np.nan if i >= 2 else 1.0))
+                for i, b in enumerate(train_iter)
+            )
+            return batches, eval_fn
+
+        return dataclasses.replace(fns, data=data)
+
+    monkeypatch.setitem(family.FAMILIES, "lm", poisoned)
+    rec = train_and_evaluate(smoke(**{"train.log_every": 1}), str(tmp_path))
+    assert rec["status"] == "diverged" and rec["steps"] <= 4 < 8
+    with open(tmp_path / "summary.json") as f:
+        assert json.load(f)["status"] == "diverged"
+    assert rec["final_train_loss"] is None  # NaN is written as null
+    assert not os.path.exists(tmp_path / "checkpoints" / "3")  # a NaN state is never saved
+
+
+def test_end_to_end_on_mock_tfds_data(tmp_path):
+    config = configs.apply_overrides(
+        configs.load_config(os.path.join(REPO, "experiments/lm.py:smoke")),
+        {
+            "data.name": "lm1b",
+            "data.eval_split": "test",
+            "data.data_dir": str(tmp_path / "data"),
+            "train.report_mfu": False,  # the CPU peak takes a few seconds to measure
+        },
+    )
+    with tfds.testing.mock_data(num_examples=64):
+        rec = train_and_evaluate(config, str(tmp_path / "run"))
+    run = tmp_path / "run"
+    assert rec["status"] == "done" and rec["train_traces"] == 1
+    assert set(record_lib.FIELDS) <= set(rec)
+    assert rec["tokens_seen"] == config.train.steps * config.train.batch_size * config.train.seq_len
+    assert rec["train_flops"] == rec["flops_per_token"] * rec["tokens_seen"]
+    assert rec["params_total"] == rec["params_embedding"] + rec["params_non_embedding"]
+    assert [e["tokens_budget"] for e in rec["evals_at_budget"]] == [128, 1024]
+    assert all(math.isfinite(e["eval_loss"]) for e in rec["evals_at_budget"])
+    assert rec["best_eval_loss"] <= rec["evals_at_budget"][0]["eval_loss"]
+    with open(run / "config.json") as f:
+        assert json.load(f)["train"]["steps"] == config.train.steps
+    assert {len(train_rows(run, k)) for k in ("train", "eval")} == {4, 3}
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "tb").iterdir())
+    assert sorted(os.listdir(run / "checkpoints")) == ["4", "8"]
+    # initial loss of a fresh byte LM is about log(256)
+    assert abs(train_rows(run)[0]["loss"] - np.log(256)) < 0.5
+
+
+def test_config_typo_fails_before_anything_runs(tmp_path):
+    env = dict(os.environ, ATTN_JAX_NO_REEXEC="1", JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attn_jax.main",
+            "--config",
+            "experiments/lm.py:smoke",
+            "--workdir",
+            str(tmp_path / "run"),
+            "--config.train.stepz=3",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "stepz" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_requests_preemption_and_handler_is_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    with loop_lib._Preemption() as preemption:
+        assert not preemption.requested(1)
+        signal.raise_signal(signal.SIGTERM)  # what a scheduler sends before killing a job
+        assert preemption.requested(1)
+    assert signal.getsignal(signal.SIGTERM) == before
