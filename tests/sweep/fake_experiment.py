@@ -1,0 +1,34 @@
+"""A tiny experiment for sweep tests, trained by attn_jax.sweep.testing.fake_train.
+
+Its keys mirror experiments/lm.py where sweeps touch them (model.size,
+train.tokens, train.lr, seed, train.eval_at_tokens).
+"""
+
+import ml_collections
+
+from attn_jax import configs
+
+SIZES = {
+    "xs": dict(d_model=16, num_layers=1),
+    "s": dict(d_model=32, num_layers=2),
+    "m": dict(d_model=64, num_layers=2),
+    "l": dict(d_model=128, num_layers=3),
+}
+
+
+def get_config(arg=None):
+    arg = configs.parse_arg(arg, size="s", smoke=False)
+    if arg.size not in SIZES:
+        raise ValueError(f"Unknown size {arg.size!r}; valid: {', '.join(SIZES)}.")
+    config = ml_collections.ConfigDict()
+    config.experiment = "fake"
+    config.seed = 0
+    config.model = ml_collections.ConfigDict(dict(size=arg.size, **SIZES[arg.size]))
+    config.train = ml_collections.ConfigDict(
+        dict(steps=3 if arg.smoke else 5, tokens=0, batch_size=2, seq_len=8, lr=1e-3)
+    )
+    config.train.eval_at_tokens = ()
+    config.fake = ml_collections.ConfigDict(
+        dict(step_seconds=0.0, crash_attempts=0, diverge=False, hard_exit=False)
+    )
+    return config
