@@ -43,7 +43,8 @@ data: $(STAMP)
 
 DEMO_OUT ?= runs/demo
 demo: $(STAMP)
-	$(BIN)/python -m attn_jax.sweep run sweeps/demo.py --out $(DEMO_OUT)
+	$(BIN)/python -m attn_jax.sweep run sweeps/demo.py --out $(DEMO_OUT) --executor local --workers 2
+	$(BIN)/python -m attn_jax.sweep results $(DEMO_OUT)
 	$(BIN)/python analysis/fit.py $(DEMO_OUT)
 
 bench: $(STAMP)

@@ -43,6 +43,9 @@ COMMON = {
     "train.progress_bar": False,  # the sweep draws its own bar
     "train.tensorboard": False,
     "train.report_mfu": False,  # skips measuring the CPU's matmul peak in every run
+    # Held-out loss at these budgets too: each run adds points to the fit and a
+    # learning curve for Approach 1 (the 2^18-token runs stop at their last one).
+    "train.eval_at_tokens": (2**16, 2**17, 2**18),
     "data.eval_batches": 32,  # 32 x 16 x 64 = 32k held-out bytes per eval
 }
 

@@ -170,6 +170,8 @@ def read_history(path) -> dict[str, np.ndarray] | None:
             continue  # a line cut by preemption
         t = row.get("tokens", row.get("tokens_seen"))
         v = next((row[k] for k in ("eval_loss", "eval/loss", "eval.loss") if k in row), None)
+        if v is None and row.get("kind") == "eval":  # attn_jax.train's metrics.jsonl
+            v = row.get("loss")
         if t is not None and v is not None:
             tokens.append(float(t))
             loss.append(float(v))

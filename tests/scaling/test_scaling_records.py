@@ -53,3 +53,18 @@ def test_history_and_run_directories(tmp_path):
     with pytest.raises(ValueError, match="status 'done'"):
         (run / "summary.json").write_text(json.dumps({**rec, "status": "failed"}))
         records.load(tmp_path / "sweep")
+
+
+def test_read_history_of_the_training_loops_metrics(tmp_path):
+    """metrics.jsonl as attn_jax.train writes it: eval rows are kind="eval" with "loss"."""
+    rows = [
+        {"step": 8, "kind": "train", "loss": 3.0, "tokens_seen": 1024},
+        {"step": 8, "kind": "eval", "loss": 2.9, "tokens_seen": 1024},
+        {"step": 16, "kind": "train", "loss": 2.5, "tokens_seen": 2048},
+        {"step": 16, "kind": "eval", "loss": 2.4, "tokens_seen": 2048},
+    ]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 24, "ki')
+    hist = records.read_history(path)
+    np.testing.assert_array_equal(hist["tokens"], [1024, 2048])
+    np.testing.assert_array_equal(hist["loss"], [2.9, 2.4])  # train rows are not evals
