@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736:glibc.malloc.arena_max=1:glibc.malloc.top_pad=1073741824
 DATA_DIR ?= .data
 PYTEST_FLAGS ?=
+# Both cores: most of the suite's time is XLA compiling small graphs, one core each.
+PYTEST_WORKERS ?= 2
 
 .PHONY: all venv test test-all lint format demo bench data clean
 
@@ -25,10 +27,12 @@ $(STAMP): setup.cfg pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_FLAGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_FLAGS)
 
+# The slow tests add Ray (the sweep's cluster executor) and the Austen corpus.
 test-all: $(STAMP) data
-	$(BIN)/python -m pytest -q $(PYTEST_FLAGS)
+	$(BIN)/pip install -q -e '.[test,ray]'
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_FLAGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
