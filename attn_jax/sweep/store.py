@@ -21,9 +21,10 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
+
+from attn_jax.jsonio import write_json_atomic  # noqa: F401  (re-exported)
 
 RESULTS = "results.jsonl"
 MANIFEST = "sweep.json"
@@ -32,23 +33,6 @@ TERMINAL = ("done", "diverged", "failed")  # a record with these ends the trial
 
 def trial_dir(out: str, run_id: str) -> str:
     return os.path.join(out, "trials", run_id)
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Writes JSON via a temp file + rename, so readers never see half a file."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read_json(path: str, default: Any = None) -> Any:

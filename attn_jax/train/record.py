@@ -7,17 +7,16 @@ half-written one.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
-import tempfile
 from typing import Any
 
 import jax
 import ml_collections
 
 from attn_jax import configs
+from attn_jax.jsonio import write_json_atomic
 
 STATUSES = ("done", "diverged", "failed", "preempted")
 
@@ -102,23 +101,6 @@ def make_record(config: ml_collections.ConfigDict, **fields: Any) -> dict[str, A
     for name in FIELDS:
         record.setdefault(name, None)
     return _clean(record)
-
-
-def write_json_atomic(path: str, payload: dict) -> None:
-    """Writes JSON to `path` via a temp file in the same directory + os.replace."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=False, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_record(workdir: str, record: dict) -> str:
