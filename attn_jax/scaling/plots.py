@@ -170,7 +170,8 @@ def _plot_all(figs: Figures, data, p, *, boot_params=(), a2=None, level=0.95):
     ax.plot(C_grid, y, color="k", label="L*(C), compute-optimal")
     if lo is not None:
         ax.fill_between(C_grid, lo, hi, color="k", alpha=0.15, lw=0, label=f"bootstrap {pct}")
-    ax.axhline(p["E"], color="0.5", lw=0.7, ls=":", label=f"E = {p['E']:.3g}")
+    if p["E"] > 0.5 * np.min(data.L):  # an E the data cannot see would stretch the log axis
+        ax.axhline(p["E"], color="0.5", lw=0.7, ls=":", label=f"E = {p['E']:.3g}")
     _loglog(ax, LABEL["C"])
     ax.legend(loc="best")
     figs.save(fig, "loss_vs_C", _rows("data", data.C, data.L) + _rows("optimal", C_grid, y, lo, hi))
