@@ -20,8 +20,9 @@ from flax import nnx
 
 from attn_jax.nn import ABSOLUTE_POSITIONS, POSITIONS, Block, Embed, Norm, dropout
 
-# Sweep sizes: d_model / num_layers = 32..96, head_dim 16..64, d_ff = 4 d_model. 3xs is
-# one wide layer: at the demo budgets a second layer of width 64 had not paid off yet.
+# Sweep sizes: d_model / num_layers = 32..64, head_dim 16..64, d_ff = 4 d_model. 3xs is
+# two layers of width 96: at the demo budgets neither two layers of width 64 nor one
+# of width 96 beat the one-layer 4xs at both budgets; this one sits between 4xs and 2xs.
 # Non-embedding parameters (pre-norm LayerNorm, RoPE, MHA) are in the comments;
 # `attn_jax.train.flops.param_counts` gives exact figures for any config.
 # "s" is the reference shape of shared/PERFORMANCE.md (the 10-minute Shakespeare model).
@@ -29,7 +30,7 @@ SIZES: dict[str, dict[str, int]] = {
     "6xs": dict(d_model=32, num_layers=1, num_heads=2, d_ff=128),  # 12.5k
     "5xs": dict(d_model=48, num_layers=1, num_heads=3, d_ff=192),  # 27.9k
     "4xs": dict(d_model=64, num_layers=1, num_heads=4, d_ff=256),  # 49.5k
-    "3xs": dict(d_model=96, num_layers=1, num_heads=3, d_ff=384),  # 111k: one wide layer
+    "3xs": dict(d_model=96, num_layers=2, num_heads=3, d_ff=384),  # 222k
     "2xs": dict(d_model=128, num_layers=2, num_heads=4, d_ff=512),  # 394k
     "xs": dict(d_model=192, num_layers=3, num_heads=4, d_ff=768),  # 1.33M
     "s": dict(d_model=256, num_layers=4, num_heads=4, d_ff=1024),  # 3.15M
