@@ -11,16 +11,14 @@ Command (`make demo` runs this, then prints the results table):
 
 Expected cost and result: 6 sizes from 6xs (12.5k non-embedding params) to xs
 (1.33M) at 2^18 and 2^19 tokens (256 and 512 steps of 16 x 64 tokens): 12 runs,
-1.03e13 training FLOPs, 570 s of CPU time in all. Measured 2026-11-29 with
-`--executor local --workers 2` on the 2-core CPU while other jobs kept the load
-average at 12-15: 15 min 18 s wall (estimated 6-8 min on an idle machine).
-Eval loss (nats per byte), 6xs -> xs:
-  2^18 tokens: 2.50 2.39 2.34 2.35 2.19 2.15
-  2^19 tokens: 2.33 2.24 2.15 2.15 2.02 1.99
-Loss falls with size at 2^19 tokens and with tokens at every size; at 2^18,
-3xs (2 layers of width 64) trails 4xs (1 layer) by 0.01: at 256 steps the
-extra layer has not paid off yet. Rerunning the command resumes; it skips
-finished runs.
+1.1e13 training FLOPs. Measured 2026-11-29 with `make demo` (local executor, 2
+workers) on the 2-core CPU at load average 1-2 before it started: 6 min 46 s
+wall for the sweep, its results table and the fit. Eval loss (nats per byte),
+6xs -> xs:
+  2^18 tokens: 2.499 2.387 2.342 2.242 2.185 2.154
+  2^19 tokens: 2.335 2.236 2.153 2.059 2.019 1.985
+Loss falls with size at both budgets and with tokens at every size. Rerunning
+the command resumes; it skips finished runs.
 
 Each run uses a short context and small batches (many steps beat big steps in
 a short CPU run, shared/PERFORMANCE.md) and a learning rate per size that
