@@ -25,6 +25,8 @@ Two questions:
    kernels (Linformer, and non-causal Performer / linear) are compared with
    non-causal exact attention. Captured tensors are checked by recomputing the
    layer's own attention output from them (capture_check_max_abs_diff).
+   FAVOR+ diagnostics (`favor_diagnostics`): the pair estimator's relative
+   std at these q/k norms, and a control at a temperature giving norm 1.
 
 Outputs (--out_dir): kernel_quality.json, kernel_quality.md (both tables),
 kernel_quality.png / .svg (loss per kernel; error per kernel config).
@@ -65,6 +67,7 @@ APPROX = [
     ("performer M=16", "performer", True, {"num_features": 16}),
     ("performer M=64", "performer", True, {"num_features": 64}),
     ("performer M=256", "performer", True, {"num_features": 256}),
+    ("performer M=1024", "performer", True, {"num_features": 1024}),
     ("linear (elu+1)", "linear", True, {}),
     ("local w=64", "local", True, {"window": 64}),
     ("local w=256", "local", True, {"window": 256}),
@@ -75,6 +78,66 @@ APPROX = [
     ("linformer R=64 (non-causal)", "linformer", False, {"proj_len": 64}),
 ]
 PERFORMER_SEEDS = (0, 1, 2)  # random features: error is the mean over draws
+FAVOR_M = (16, 64, 256, 1024)  # M of the FAVOR+ diagnostics
+
+
+def favor_diagnostics(layers, H: int) -> dict:
+    """Why FAVOR+'s error does or does not fall with M on these q/k (measured).
+
+    Per layer: (1) the pair estimator's relative variance (exp(|q + k|^2) - 1) / M
+    (positive random features, Choromanski et al. 2021, Lemma 2; q, k scaled by
+    H^-1/4), at the attention-weighted median of |q + k|^2 over causal pairs;
+    (2) a control: the same q/k/v with the softmax temperature raised so that the
+    mean scaled norm is 1 (exact attention recomputed at that temperature), where
+    the error must fall with M if the kernel is right.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from attn_jax.ops.kernels import get_kernel
+    from attn_jax.ops.masks import MaskSpec
+
+    spec = MaskSpec(causal=True)
+    out = []
+    for L in layers:
+        q, k, v = (L[x] * (H**-0.25 if x != "v" else 1.0) for x in ("q", "k", "v"))
+        T, G = q.shape[1], q.shape[2] // k.shape[2]
+        k_rep = jnp.repeat(k, G, axis=2)
+        logits_BNTS = jnp.einsum("BTNH,BSNH->BNTS", q, k_rep)
+        causal_TS = jnp.tril(jnp.ones((T, T), jnp.bool_))[None, None]
+        weights = jax.nn.softmax(jnp.where(causal_TS, logits_BNTS, -jnp.inf), axis=-1)
+        q2 = jnp.sum(q * q, -1).transpose(0, 2, 1)[..., None]
+        k2 = jnp.sum(k_rep * k_rep, -1).transpose(0, 2, 1)[:, :, None, :]
+        s2 = np.asarray((q2 + k2 + 2 * logits_BNTS)[jnp.broadcast_to(causal_TS, logits_BNTS.shape)])
+        w = np.asarray(weights[jnp.broadcast_to(causal_TS, weights.shape)])
+        order = np.argsort(s2)
+        median = float(s2[order][np.searchsorted(np.cumsum(w[order]), 0.5 * w.sum())])
+        norm = float(
+            0.5 * (jnp.mean(jnp.linalg.norm(q, axis=-1)) + jnp.mean(jnp.linalg.norm(k, axis=-1)))
+        )
+        scale = H**-0.5 / norm**2  # mean scaled norm 1
+        exact = get_kernel("xla")(L["q"], L["k"], L["v"], spec=spec, scale=scale)
+        control = {}
+        for m in FAVOR_M:
+            errs = []
+            for seed in PERFORMER_SEEDS:
+                approx = get_kernel("performer")(
+                    L["q"], L["k"], L["v"], spec=spec, scale=scale, num_features=m, seed=seed
+                )
+                errs.append(float(jnp.linalg.norm(approx - exact) / jnp.linalg.norm(exact)))
+            control[m] = float(np.mean(errs))
+        out.append(
+            {
+                "weighted_median_qk_sum_sq": median,
+                "pair_rel_std_at_M": {m: float(np.sqrt(np.expm1(median) / m)) for m in FAVOR_M},
+                "M_for_rel_std_0.1": float(100 * np.expm1(median)),
+                "control_mean_norm": norm,
+                "control_rel_error_at_M": control,
+            }
+        )
+        print(f"  FAVOR+ layer: median |q+k|^2 {median:.1f}, control errors {control}", flush=True)
+    return {"layers": out}
 
 
 def train_kernel(name: str, args) -> dict:
@@ -276,7 +339,9 @@ def approx_errors(args) -> dict:
             }
         )
         print(f"  {label:30s} mean rel err {rows[-1]['rel_error_mean']:.4f}", flush=True)
+    favor = favor_diagnostics(layers, H)
     return {
+        "favor_diagnostics": favor,
         "checkpoint": os.path.join(args.ckpt, "checkpoints", str(step)),
         "model": config["model"],
         "trained_seq_len": config["train"]["seq_len"],
@@ -335,10 +400,42 @@ def write_markdown(result: dict, path: str) -> str:
                 f"| {r['label']} | {ref} | {_fmt(r['density'], '.2f')} | "
                 f"{r['rel_error_mean']:.4f} | {per} |"
             )
+        lines += favor_markdown(approx.get("favor_diagnostics", {}).get("layers", []))
     text = "\n".join(lines) + "\n"
     with open(path, "w") as f:
         f.write(text)
     return text
+
+
+def favor_markdown(layers: list) -> list:
+    """The FAVOR+ diagnostics table (see `favor_diagnostics`)."""
+    if not layers:
+        return []
+    ms = list(layers[0]["control_rel_error_at_M"])
+    lines = [
+        "",
+        "## FAVOR+ (causal Performer): why the error does or does not fall with M",
+        "",
+        "Pair estimator relative std sqrt((exp(|q+k|^2) - 1) / M) (Choromanski et al. 2021, "
+        "Lemma 2) at the attention-weighted median |q+k|^2 of each layer; and a control: the "
+        "same q/k/v at a temperature that makes the mean scaled norm 1, error vs exact "
+        "attention at that temperature (mean of seeds).",
+        "",
+        "| layer | median \\|q+k\\|^2 | rel std at M="
+        + "/".join(str(m) for m in ms)
+        + " | M for rel std 0.1 | control error at M="
+        + "/".join(str(m) for m in ms)
+        + " |",
+        "|---|---|---|---|---|",
+    ]
+    for i, d in enumerate(layers):
+        std = " / ".join(f"{d['pair_rel_std_at_M'][m]:.3g}" for m in ms)
+        ctrl = " / ".join(f"{d['control_rel_error_at_M'][m]:.3f}" for m in ms)
+        lines.append(
+            f"| {i} | {d['weighted_median_qk_sum_sq']:.1f} | {std} | "
+            f"{d['M_for_rel_std_0.1']:.3g} | {ctrl} |"
+        )
+    return lines
 
 
 def plot(result: dict, stem: str) -> None:
@@ -398,6 +495,11 @@ def main() -> None:
     p.add_argument("--approx_batch", type=int, default=8)
     p.add_argument("--skip_train", action="store_true")
     p.add_argument("--skip_approx", action="store_true")
+    p.add_argument(
+        "--loss_from",
+        default="",
+        help="an earlier kernel_quality.json whose loss rows are kept for kernels not trained now",
+    )
     p.add_argument("--out_dir", default="benchmarks/results")
     args = p.parse_args()
 
@@ -428,6 +530,18 @@ def main() -> None:
                 f"{_fmt(row.get('wall_seconds'), '.1f')} s  load {os.getloadavg()}",
                 flush=True,
             )
+    if args.loss_from:
+        with open(args.loss_from) as f:
+            earlier = json.load(f)["loss"]
+        trained = {r["kernel"] for r in result["loss"]}
+        kept = [
+            dict(r, note=f"from {args.loss_from}") for r in earlier if r["kernel"] not in trained
+        ]
+        order = [r["kernel"] for r in earlier]
+        result["loss"] = sorted(
+            kept + result["loss"],
+            key=lambda r: order.index(r["kernel"]) if r["kernel"] in order else len(order),
+        )
     if not args.skip_approx:
         print("approximation error on real q/k/v:", flush=True)
         result["approx"] = approx_errors(args)

@@ -5,8 +5,9 @@ H head dim, R projected key length.
 
 Keys and values are projected along the sequence axis by learned matrices
 E, F [R, S] (eq. 7): softmax(q (E k)^T * scale) (F v), O(T R) instead of
-O(T S). Projections are shared across heads and layers' calls (the paper's
-"headwise sharing"). Mixing positions along S breaks causality, so only
+O(T S). With S < max_len only the first S columns are used, and projected rows
+that no position feeds are masked, so they take no softmax mass. Projections
+are shared across heads and layers' calls (the paper's "headwise sharing"). Mixing positions along S breaks causality, so only
 non-causal specs are accepted.
 """
 
@@ -65,7 +66,8 @@ def linformer_attention(
       bias_fn: must be None (positions are mixed by the projection).
       scale: logit scale, default 1/sqrt(H).
       q_offset: ignored (no mask depends on it).
-      kv_lengths_B: padded keys are zeroed before the projection.
+      kv_lengths_B: padded keys are zeroed before the projection; projected rows
+        that only padding (or positions >= S) feeds are masked out.
       params: {"proj_k_RS", "proj_v_RS"} from `init_params`; if None, the "pool"
         projections with R = proj_len (no learned state).
       proj_len: R when params is None.
@@ -86,10 +88,19 @@ def linformer_attention(
         raise ValueError(f"linformer projections cover {e_RS.shape[1]} keys, got S={S}")
     e_RS, f_RS = e_RS[:, :S], f_RS[:, :S]
     k, v = k_BSKH, v_BSKH
+    valid_BS = jnp.ones((1, S), jnp.bool_)
     if kv_lengths_B is not None:
-        valid_BS1 = (jnp.arange(S)[None, :] < jnp.asarray(kv_lengths_B)[:, None])[:, :, None]
-        k = k * valid_BS1[..., None]
-        v = v * valid_BS1[..., None]
+        valid_BS = jnp.arange(S)[None, :] < jnp.asarray(kv_lengths_B)[:, None]
+        k = jnp.where(valid_BS[..., None, None], k, 0)
+        v = jnp.where(valid_BS[..., None, None], v, 0)
     k_BRKH = jnp.einsum("RS,BSKH->BRKH", e_RS.astype(k.dtype), k)
     v_BRKH = jnp.einsum("RS,BSKH->BRKH", f_RS.astype(v.dtype), v)
-    return dot_product_attention(q_BTNH, k_BRKH, v_BRKH, scale=scale).astype(q_BTNH.dtype)
+    # A projected key that no valid position feeds (S < max_len leaves most pooled
+    # rows empty; so does padding) is a zero key with logit 0: it would still take
+    # softmax mass and dilute the real ones, so it is masked out.
+    filled_BR = (
+        jnp.einsum("RS,BS->BR", jnp.abs(e_RS).astype(jnp.float32), valid_BS.astype(jnp.float32)) > 0
+    )
+    mask_B11R = filled_BR[:, None, None, :]
+    out = dot_product_attention(q_BTNH, k_BRKH, v_BRKH, mask=mask_B11R, scale=scale)
+    return out.astype(q_BTNH.dtype)
