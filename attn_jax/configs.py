@@ -3,7 +3,10 @@
 Experiments are ml_collections files with `get_config(arg: str | None)` (as in
 big_vision); `arg` is a comma list like `size=s,smoke` parsed by `parse_arg`.
 Every config is locked, so an override naming a key that does not exist fails
-before anything compiles.
+before anything compiles; `load_config` and `apply_overrides` also check every
+registry choice (`attn_jax.validate.check_config`), so a mistyped kernel or data
+name fails before a corpus is built or a tokenizer trained. Fields:
+docs/CONTRACTS.md.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import ml_collections
+
+from attn_jax import validate
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
@@ -84,6 +89,7 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         raise AttributeError(f"{path} has no get_config(arg) function.")
     config = module.get_config(arg or None)
     config.lock()
+    validate.check_config(config, path)
     return config
 
 
@@ -93,7 +99,8 @@ def apply_overrides(
     """Returns a copy of `config` with dotted-key overrides applied.
 
     Raises KeyError naming the key (and its valid siblings) when a key does not
-    exist, so a typo in a sweep or on the command line fails before training.
+    exist, so a typo in a sweep or on the command line fails before training, and
+    ValueError naming the valid keys when a registry choice is unknown.
     """
     config = ml_collections.ConfigDict(config.to_dict())
     for dotted, value in overrides.items():
@@ -112,6 +119,7 @@ def apply_overrides(
             else:
                 node = node[part]
     config.lock()
+    validate.check_config(config)
     return config
 
 
@@ -130,7 +138,15 @@ def flatten(config: ml_collections.ConfigDict | Mapping, prefix: str = "") -> di
     return out
 
 
+_NOT_HASHED = frozenset({"train.restart"})
+
+
 def config_hash(config: ml_collections.ConfigDict | Mapping, length: int = 12) -> str:
-    """A stable hash of the resolved config: the run id of a trial."""
-    payload = json.dumps(flatten(config), sort_keys=True, default=str)
+    """A stable hash of the resolved config: the run id of a trial.
+
+    `train.restart` is left out: it says what to do with a workdir's old files, not
+    what to train, so a restarted run keeps the run id of the same config.
+    """
+    flat = {k: v for k, v in flatten(config).items() if k not in _NOT_HASHED}
+    payload = json.dumps(flat, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:length]

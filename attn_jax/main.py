@@ -5,7 +5,9 @@
 
 The config file's `get_config(arg)` gets the text after the colon. The config is
 locked, so an override naming a field that does not exist (a typo) is an error
-before anything is built or compiled. Rerunning with the same workdir resumes.
+before anything is built or compiled, and every registry choice (kernel, data
+name, ...) is checked after the overrides (`attn_jax.validate`). Rerunning with
+the same workdir resumes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from attn_jax import runtime, validate
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -42,6 +46,8 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    # Overrides are applied by now: check every registry choice before any work.
+    validate.check_config(_CONFIG.value, config_flags.get_config_filename(flags.FLAGS["config"]))
     from attn_jax.train.loop import train_and_evaluate  # imports JAX: after flag parsing
 
     record = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
@@ -51,12 +57,8 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    try:  # the XLA:CPU allocator settings must be in place before the process starts
-        from attn_jax.runtime import ensure_malloc_tunables
-    except ImportError:
-        ensure_malloc_tunables = None
-    if ensure_malloc_tunables is not None:
-        ensure_malloc_tunables()
+    # The XLA:CPU allocator settings must be in place before the process starts.
+    runtime.ensure_malloc_tunables()
     app.run(main)
 
 

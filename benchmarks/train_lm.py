@@ -5,13 +5,21 @@ T 256, B 32, V 256, float32, AdamW; 22.41M training FLOPs per token.
 
 Prints compile time, the steady-state median step time, tokens/s, MFU against the
 f32 matmul peak measured in this same process, and the load average (the machine
-is shared: quote ratios measured in one sitting, not absolute figures). With
-`--compare` it also times plain variants in the same process (MLP by autodiff;
-then also attention through the token-major `ops.dot_product_attention`) and
-prints the speed ratios.
+is shared: quote ratios measured in one sitting, not absolute figures).
+
+`--compare` weighs the two special paths this codebase has carried against the
+plain ones, in one process: plain (autodiff MLP, `KERNELS["xla"]` with
+layout="token_major", i.e. `ops.dot_product_attention`), the custom-VJP MLP
+below, and the "xla" kernel's heads-major layout (the library default). The
+three programs are compiled first, then timed in `--rounds` interleaved rounds
+(A, B, C, A, B, C, ...), so load changes hit all of them alike; it prints every
+round's median step time, the medians over rounds, each special path's speed
+ratio (> 1 = faster than plain) and the round-to-round spread of that ratio,
+which is the noise a decision must beat. The custom-VJP MLP lives here, not in
+attn_jax (it did not win), so the comparison can be rerun.
 
     python benchmarks/train_lm.py                 # the reference shape
-    python benchmarks/train_lm.py --compare       # also the plain-MLP baseline
+    python benchmarks/train_lm.py --compare       # special paths vs plain, 3 rounds
     python benchmarks/train_lm.py --size xs --batch 16 --seq 128
 
 The process re-executes itself with GLIBC_TUNABLES set (attn_jax.runtime);
@@ -21,7 +29,11 @@ The process re-executes itself with GLIBC_TUNABLES set (attn_jax.runtime);
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import math
 import os
+import statistics
 import sys
 import time
 
@@ -41,10 +53,204 @@ def _parse():
     p.add_argument("--dtype", default="float32")
     p.add_argument("--position", default="rope")
     p.add_argument("--kernel", default="xla")
-    p.add_argument("--compare", action="store_true", help="also time the plain-MLP baseline")
+    p.add_argument("--compare", action="store_true", help="time the special paths vs plain")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of --compare")
     p.add_argument("--no-tunables", action="store_true", help="keep glibc's default malloc")
     p.add_argument("--peak-n", type=int, default=2048, help="matmul size for the peak")
     return p.parse_args()
+
+
+# ---------------------------------------------------------------- candidates
+# The special paths under test, with the library's signatures. JAX is imported
+# inside: this module must not import it before the malloc re-exec.
+
+
+def custom_vjp_gelu_mlp():
+    """`gelu(x @ w_fc) @ w_proj` with a hand-written backward (the former nn/mlp.py path).
+
+    The backward saves x and the pre-activation, recomputes GELU and contracts the
+    token axis M in `dot_general` for both weight gradients, so no transposed
+    [F, M] buffer is materialized.
+    """
+    import jax
+
+    contract_tokens = (((0,), (0,)), ((), ()))
+
+    import jax.numpy as jnp
+
+    c, k = math.sqrt(2.0 / math.pi), 0.044715
+
+    def gelu(h):  # tanh-approximate GELU (Hendrycks & Gimpel 2016)
+        return 0.5 * h * (1.0 + jnp.tanh(c * (h + k * h * h * h)))
+
+    def gelu_and_grad(h):
+        t = jnp.tanh(c * (h + k * h * h * h))
+        du = c * (1.0 + 3.0 * k * h * h)
+        return 0.5 * h * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * h * (1.0 - t * t) * du
+
+    @jax.custom_vjp
+    def mlp(x_MD, w_fc_DF, w_proj_FD):
+        return gelu(x_MD @ w_fc_DF) @ w_proj_FD
+
+    def fwd(x_MD, w_fc_DF, w_proj_FD):
+        h_MF = x_MD @ w_fc_DF
+        return gelu(h_MF) @ w_proj_FD, (x_MD, h_MF, w_fc_DF, w_proj_FD)
+
+    def bwd(res, dy_MD):
+        x_MD, h_MF, w_fc_DF, w_proj_FD = res
+        a_MF, da_dh_MF = gelu_and_grad(h_MF)
+        dw_proj_FD = jax.lax.dot_general(a_MF, dy_MD, contract_tokens)
+        dh_MF = (dy_MD @ w_proj_FD.T) * da_dh_MF
+        dw_fc_DF = jax.lax.dot_general(dh_MF, x_MD, contract_tokens).T
+        return dh_MF @ w_fc_DF.T, dw_fc_DF, dw_proj_FD
+
+    mlp.defvjp(fwd, bwd)
+    return mlp
+
+
+VARIANTS = ("plain", "custom-VJP MLP", "heads-major attention")
+
+
+@contextlib.contextmanager
+def patched(variant: str):
+    """The library with the plain paths (autodiff MLP, token-major "xla"), or one special."""
+    from attn_jax.nn import mlp as mlp_lib
+    from attn_jax.ops import kernels
+
+    saved = mlp_lib.gelu_mlp, kernels.KERNELS["xla"]
+    layout = "heads_major" if variant == "heads-major attention" else "token_major"
+    kernels.KERNELS["xla"] = functools.partial(kernels.xla_attention, layout=layout)
+    mlp_lib.gelu_mlp = custom_vjp_gelu_mlp() if variant == "custom-VJP MLP" else plain_gelu_mlp
+    try:
+        yield
+    finally:
+        mlp_lib.gelu_mlp, kernels.KERNELS["xla"] = saved
+
+
+def plain_gelu_mlp(x_MD, w_fc_DF, w_proj_FD):
+    """The autodiff MLP (what attn_jax.nn.mlp.gelu_mlp computes)."""
+    import jax
+
+    return jax.nn.gelu(x_MD @ w_fc_DF, approximate=True) @ w_proj_FD
+
+
+# ---------------------------------------------------------------- timing
+
+
+def matmul_peak(n: int, ncpu: int, reps: int = 5) -> tuple[float, float]:
+    """(wall-clock, CPU-time) f32 matmul FLOP/s, best of `reps`.
+
+    The CPU-time figure divides by process CPU seconds / cores: on a machine
+    shared with other jobs it is far less noisy than wall time.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x, y: x @ y)
+    f(a, a).block_until_ready()
+    wall = cpu = float("inf")
+    for _ in range(reps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        f(a, a).block_until_ready()
+        wall = min(wall, time.perf_counter() - t0)
+        cpu = min(cpu, (time.process_time() - c0) / ncpu)
+    return 2.0 * n**3 / wall, 2.0 * n**3 / cpu
+
+
+def compile_step(cfg, batch):
+    """(compiled train step, initial state, seconds to compile) of the real train step."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    from attn_jax.models import DecoderLM
+    from attn_jax.train.state import TrainState
+    from attn_jax.train.step import make_train_step
+
+    model = DecoderLM(cfg, rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx = optax.adamw(3e-4, weight_decay=0.1)
+    step = jax.jit(make_train_step(graphdef, tx, optax.constant_schedule(3e-4)), donate_argnums=0)
+    state = TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=tx.init(params),
+        rng=jax.random.PRNGKey(0),
+        model_state=rest,
+    )
+    t0 = time.perf_counter()
+    compiled = step.lower(state, batch).compile()
+    return compiled, state, time.perf_counter() - t0
+
+
+def time_steps(compiled, state, batch, n: int, ncpu: int):
+    """Runs `n` steps; returns (state, wall seconds per step, CPU seconds per core per step)."""
+    import jax
+
+    walls, cpus = [], []
+    for _ in range(n):
+        t0, c0 = time.perf_counter(), time.process_time()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready(metrics)
+        walls.append(time.perf_counter() - t0)
+        cpus.append((time.process_time() - c0) / ncpu)
+    return state, walls, cpus
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def report(label, walls, cpus, fpt, tokens, peak, peak_cpu):
+    median, cpu = statistics.median(walls), statistics.median(cpus)
+    tps, tps_cpu = tokens / median, tokens / cpu
+    print(
+        f"[{label}] step median {median * 1e3:.0f} ms (min {min(walls) * 1e3:.0f}, max "
+        f"{max(walls) * 1e3:.0f}) | {tps:,.0f} tokens/s | {fpt * tps / 1e9:.1f} GFLOP/s | "
+        f"MFU {fpt * tps / peak:.1%}\n"
+        f"    CPU-time basis: {cpu * 1e3:.0f} ms/step per core, {tps_cpu:,.0f} tokens/s, "
+        f"MFU {fpt * tps_cpu / peak_cpu:.1%} of the CPU-time peak",
+        flush=True,
+    )
+
+
+def compare(cfg, batch, args, ncpu: int) -> None:
+    """Interleaved rounds over VARIANTS; prints per-round medians, ratios and spread."""
+    programs = {}
+    for variant in VARIANTS:
+        with patched(variant):
+            compiled, state, seconds = compile_step(cfg, batch)
+        state, _, _ = time_steps(compiled, state, batch, args.warmup, ncpu)
+        programs[variant] = [compiled, state]
+        print(f"compiled [{variant}] in {seconds:.1f}s", flush=True)
+    walls = {v: [] for v in VARIANTS}  # per-round median wall seconds per step
+    cpus = {v: [] for v in VARIANTS}
+    for r in range(args.rounds):
+        for variant in VARIANTS:
+            compiled, state = programs[variant]
+            state, w, c = time_steps(compiled, state, batch, args.steps, ncpu)
+            programs[variant][1] = state
+            walls[variant].append(statistics.median(w))
+            cpus[variant].append(statistics.median(c))
+            print(
+                f"round {r + 1} [{variant}] median {walls[variant][-1] * 1e3:.0f} ms wall, "
+                f"{cpus[variant][-1] * 1e3:.0f} ms CPU/core | load {load_average()}",
+                flush=True,
+            )
+    plain = VARIANTS[0]
+    for variant in VARIANTS[1:]:
+        for basis, times in (("wall", walls), ("CPU-time", cpus)):
+            per_round = [p / s for p, s in zip(times[plain], times[variant])]
+            ratio = statistics.median(times[plain]) / statistics.median(times[variant])
+            print(
+                f"{variant} vs plain ({basis}): medians {statistics.median(times[variant]) * 1e3:.0f}"
+                f" vs {statistics.median(times[plain]) * 1e3:.0f} ms -> {ratio:.3f}x "
+                f"(> 1 = special faster); per round {', '.join(f'{x:.3f}' for x in per_round)}, "
+                f"spread {max(per_round) - min(per_round):.3f}",
+                flush=True,
+            )
 
 
 def main():
@@ -55,32 +261,11 @@ def main():
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import optax
-    from flax import nnx
 
-    from attn_jax.models import DecoderLM, lm_config
-    from attn_jax.nn import mlp as mlp_lib
+    from attn_jax.models import lm_config
     from attn_jax.train.flops import flops_per_token
 
     ncpu = len(os.sched_getaffinity(0))
-
-    def matmul_peak(n: int, reps: int = 5) -> tuple[float, float]:
-        """(wall-clock, CPU-time) f32 matmul FLOP/s, best of `reps`.
-
-        The CPU-time figure divides by process CPU seconds / cores: on a machine
-        shared with other jobs it is far less noisy than wall time.
-        """
-        a = jnp.ones((n, n), jnp.float32)
-        f = jax.jit(lambda x, y: x @ y)
-        f(a, a).block_until_ready()
-        wall = cpu = float("inf")
-        for _ in range(reps):
-            t0, c0 = time.perf_counter(), time.process_time()
-            f(a, a).block_until_ready()
-            wall = min(wall, time.perf_counter() - t0)
-            cpu = min(cpu, (time.process_time() - c0) / ncpu)
-        return 2.0 * n**3 / wall, 2.0 * n**3 / cpu
-
     cfg = lm_config(
         args.size,
         vocab_size=args.vocab,
@@ -95,123 +280,34 @@ def main():
     batch = {
         "inputs": jnp.asarray(rng.integers(0, args.vocab, (B, T)), jnp.int32),
         "targets": jnp.asarray(rng.integers(0, args.vocab, (B, T)), jnp.int32),
+        "weights": jnp.ones((B, T), jnp.float32),
     }
-
-    def make_step(graphdef, tx):
-        # The TRAIN worker's step when present (the real path), else an equivalent one.
-        try:
-            from attn_jax.train.state import TrainState
-            from attn_jax.train.step import make_train_step
-
-            step = make_train_step(graphdef, tx, optax.constant_schedule(3e-4))
-
-            def init(params, rest):
-                return TrainState(
-                    step=jnp.zeros((), jnp.int32),
-                    params=params,
-                    opt_state=tx.init(params),
-                    rng=jax.random.PRNGKey(0),
-                    model_state=rest,
-                )
-
-            full = {**batch, "weights": jnp.ones((B, T), jnp.float32)}
-            return jax.jit(step, donate_argnums=0), init, full, "attn_jax.train.step"
-        except ImportError:
-
-            def step(state, batch):
-                params, opt_state, rest = state
-
-                def loss_fn(params):
-                    logits = nnx.merge(graphdef, params, rest)(batch["inputs"])
-                    return optax.softmax_cross_entropy_with_integer_labels(
-                        logits, batch["targets"]
-                    ).mean()
-
-                loss, grads = jax.value_and_grad(loss_fn)(params)
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state, rest), {"loss": loss}
-
-            init = lambda params, rest: (params, tx.init(params), rest)
-            return jax.jit(step, donate_argnums=0), init, batch, "local pure step"
-
-    def run(label: str) -> float:
-        model = DecoderLM(cfg, rngs=nnx.Rngs(0))
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        tx = optax.adamw(3e-4, weight_decay=0.1)
-        step, init, full_batch, source = make_step(graphdef, tx)
-        state = init(params, rest)
-        t0 = time.perf_counter()
-        compiled = step.lower(state, full_batch).compile()
-        compile_s = time.perf_counter() - t0
-        times, cpus = [], []
-        for i in range(args.warmup + args.steps):
-            t0, c0 = time.perf_counter(), time.process_time()
-            state, metrics = compiled(state, full_batch)
-            jax.block_until_ready(metrics)
-            if i >= args.warmup:
-                times.append(time.perf_counter() - t0)
-                cpus.append((time.process_time() - c0) / ncpu)
-        median, cpu = float(np.median(times)), float(np.median(cpus))
-        tps, tps_cpu = B * T / median, B * T / cpu
-        print(
-            f"[{label}] step={source} compile {compile_s:.1f}s | step median {median * 1e3:.0f} ms "
-            f"(min {min(times) * 1e3:.0f}, max {max(times) * 1e3:.0f}) | {tps:,.0f} tokens/s | "
-            f"{fpt * tps / 1e9:.1f} GFLOP/s | MFU {fpt * tps / peak:.1%}\n"
-            f"    CPU-time basis: {cpu * 1e3:.0f} ms/step per core, {tps_cpu:,.0f} tokens/s, "
-            f"MFU {fpt * tps_cpu / peak_cpu:.1%} of the CPU-time peak",
-            flush=True,
-        )
-        return tps_cpu
-
     print(
         f"jax {jax.__version__} | {jax.devices()[0].device_kind} x{len(jax.devices())} | "
         f"GLIBC_TUNABLES {'set' if runtime.malloc_tunables_active() else 'unset'} | "
         f"size {args.size} D{cfg.d_model} L{cfg.num_layers} N{cfg.num_heads} F{cfg.ff_size} "
-        f"T{T} B{B} V{args.vocab} {args.dtype} | {fpt / 1e6:.2f}M FLOPs/token",
+        f"T{T} B{B} V{args.vocab} {args.dtype} | {fpt / 1e6:.2f}M FLOPs/token | "
+        f"load {load_average()}",
         flush=True,
     )
-    peak, peak_cpu = matmul_peak(args.peak_n)
+    peak, peak_cpu = matmul_peak(args.peak_n, ncpu)
     print(
         f"measured f32 matmul peak ({args.peak_n}^3, {ncpu} cores): {peak / 1e9:.1f} GFLOP/s "
         f"wall, {peak_cpu / 1e9:.1f} GFLOP/s CPU-time basis",
         flush=True,
     )
-    fast = run("custom-vjp MLP")
     if args.compare:
-        # Plain baseline in the same process: autodiff MLP and the token-major ops path.
-        from attn_jax.nn import attention as attn_lib
-        from attn_jax.ops.attention import dot_product_attention
-
-        def plain_core(q_BNTH, k_BKSH, v_BKSH, *, scale, return_weights=False, **kwargs):
-            sw = lambda a: a.swapaxes(1, 2)
-            out = dot_product_attention(
-                sw(q_BNTH),
-                sw(k_BKSH),
-                sw(v_BKSH),
-                scale=scale,
-                return_weights=return_weights,
-                **kwargs,
-            )
-            return (sw(out[0]), out[1]) if return_weights else sw(out)
-
-        custom, core = mlp_lib.gelu_mlp, attn_lib.heads_major_attention
-        mlp_lib.gelu_mlp = lambda x, w1, w2: jax.nn.gelu(x @ w1, approximate=True) @ w2
-        try:
-            plain_mlp = run("plain MLP (autodiff), heads-major attention")
-            attn_lib.heads_major_attention = plain_core
-            plain = run("plain MLP, token-major ops attention")
-        finally:
-            mlp_lib.gelu_mlp, attn_lib.heads_major_attention = custom, core
-        print(
-            f"speedup (CPU-time basis): custom-VJP MLP {fast / plain_mlp:.2f}x; "
-            f"both changes vs plain {fast / plain:.2f}x",
-            flush=True,
-        )
-    peak_after, peak_cpu_after = matmul_peak(args.peak_n)
+        compare(cfg, batch, args, ncpu)
+    else:
+        compiled, state, seconds = compile_step(cfg, batch)
+        print(f"compiled in {seconds:.1f}s", flush=True)
+        state, _, _ = time_steps(compiled, state, batch, args.warmup, ncpu)
+        _, walls, cpus = time_steps(compiled, state, batch, args.steps, ncpu)
+        report("library", walls, cpus, fpt, B * T, peak, peak_cpu)
+    peak_after, peak_cpu_after = matmul_peak(args.peak_n, ncpu)
     print(
         f"peak again after: {peak_after / 1e9:.1f} wall, {peak_cpu_after / 1e9:.1f} CPU-time "
-        "GFLOP/s | "
-        f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}",
+        f"GFLOP/s | load average {load_average()}",
         flush=True,
     )
 

@@ -5,17 +5,17 @@ N query heads, K key/value heads (G = N/K per group), H head dim, M = N + 2K
 fused projection heads.
 
 Self-attention projects q, k and v with one fused einsum "BTD,DMH->BTMH" (one
-matmul instead of three; shared/PERFORMANCE.md); the dense core then runs
-heads-major. Relative position schemes are
+matmul instead of three; shared/PERFORMANCE.md). Relative position schemes are
 applied here: RoPE rotates q and k (Su et al. 2021); ALiBi (Press et al. 2022)
 and the T5 bias (Raffel et al. 2020) are `bias_fn(q_pos_T, k_pos_S)` callables,
 so blockwise kernels evaluate them per block. Absolute positions live in `Embed`.
 
-The kernel is a key of `attn_jax.ops.kernels.KERNELS`. "xla" (the default, and
-the fastest on CPU) is dense attention computed here directly: for the "dot" and
-"scaled_dot" scores in heads-major layout (`attention_core`, no transposes
-around the dots), for parameterized scores by `ops.attention.dot_product_attention`.
-It is the only path with every score, attention dropout and `return_weights`.
+Every call goes through `attn_jax.ops.kernels.KERNELS[kernel]`, "xla" (dense
+softmax attention, the default) included; a KV cache is the keys written so far
+(passed as `kv_lengths_B`), cross-attention a different source of k and v.
+"xla" alone also takes the dense-only options: an extra `mask`, parameterized
+scores, attention dropout and `return_weights`; other kernels raise a ValueError
+naming the option when given one.
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from attn_jax.nn.attention_core import heads_major_attention
+from attn_jax.ops import kernels as kernel_ops
 from attn_jax.ops import kv_cache as kv_ops
 from attn_jax.ops import positions as pos_ops
-from attn_jax.ops.attention import dot_product_attention
-from attn_jax.ops.masks import MaskSpec, combine_masks, expand_key_mask
+from attn_jax.ops.masks import MaskSpec
 from attn_jax.ops.scores import SCORES, init_score_params
 
 POSITIONS = ("none", "rope", "alibi", "relative")
@@ -45,25 +44,27 @@ class KernelState(nnx.Variable):
 
 
 def kernel_names() -> list[str]:
-    """Valid kernel keys: the KERNELS registry when present, else just "xla"."""
-    try:
-        from attn_jax.ops import kernels
-    except ImportError:
-        return ["xla"]
-    return sorted(kernels.KERNELS)
+    """Valid kernel keys: those of `attn_jax.ops.kernels.KERNELS`."""
+    return sorted(kernel_ops.KERNELS)
 
 
-def _get_kernel(name: str):
-    """The kernel function for `name`; None for "xla" (called directly)."""
-    if name == "xla":
-        return None
-    try:
-        from attn_jax.ops import kernels
-    except ImportError:
-        kernels = None
-    if kernels is None or name not in kernels.KERNELS:
-        raise ValueError(f"Unknown attention kernel {name!r}; valid kernels: {kernel_names()}.")
-    return kernels.get_kernel(name)
+def _check_choices(N, K, *, score, position, kernel, cross, causal) -> None:
+    """Raises at construction, naming the valid keys, for a choice no registry serves."""
+    if N % K:
+        raise ValueError(f"num_heads={N} must be a multiple of num_kv_heads={K}.")
+    if score not in SCORES:
+        raise ValueError(f"Unknown attention score {score!r}; valid scores: {sorted(SCORES)}.")
+    if position not in POSITIONS:
+        raise ValueError(f"Unknown attention position {position!r}; valid: {list(POSITIONS)}.")
+    if cross and (causal or position != "none"):
+        raise ValueError("Cross-attention takes no causal mask and no relative positions.")
+    if kernel not in kernel_ops.KERNELS:
+        raise ValueError(f"Unknown attention kernel {kernel!r}; valid kernels: {kernel_names()}.")
+    if kernel != "xla" and score not in ("scaled_dot", "dot"):
+        raise ValueError(
+            f"Kernel {kernel!r} supports scores 'scaled_dot' and 'dot' only; "
+            f"score={score!r} needs kernel='xla'."
+        )
 
 
 class Attention(nnx.Module):
@@ -122,17 +123,9 @@ class Attention(nnx.Module):
     ):
         N, K = num_heads, num_kv_heads or num_heads
         H = head_dim or d_model // num_heads
-        if N % K:
-            raise ValueError(f"num_heads={N} must be a multiple of num_kv_heads={K}.")
-        if score not in SCORES:
-            raise ValueError(f"Unknown attention score {score!r}; valid scores: {sorted(SCORES)}.")
-        if position not in POSITIONS:
-            raise ValueError(f"Unknown attention position {position!r}; valid: {list(POSITIONS)}.")
-        if cross and (causal or position != "none"):
-            raise ValueError("Cross-attention takes no causal mask and no relative positions.")
-        self.kernel_fn = _get_kernel(kernel)
-        if self.kernel_fn is not None and score not in ("scaled_dot", "dot"):
-            raise ValueError(f"Kernel {kernel!r} supports scores 'scaled_dot' and 'dot' only.")
+        _check_choices(
+            N, K, score=score, position=position, kernel=kernel, cross=cross, causal=causal
+        )
         self.d_model, self.num_heads, self.num_kv_heads, self.head_dim = d_model, N, K, H
         self.cross, self.score, self.position, self.kernel = cross, score, position, kernel
         # A sorted tuple, not a dict: static module attributes must be hashable for jit.
@@ -173,22 +166,14 @@ class Attention(nnx.Module):
 
     def _init_kernel_params(self, kernel: str, rngs: nnx.Rngs, max_len: int):
         """Kernel state: learned (Linformer projections) as Param, fixed (Performer) not."""
-        if self.kernel_fn is None:
-            return None
-        from attn_jax.ops import kernels
-
         options = {k: v for k, v in self.kernel_options if k in _KERNEL_INIT_OPTIONS}
-        params = kernels.init_kernel_params(
+        params = kernel_ops.init_kernel_params(
             kernel, rngs.params(), head_dim=self.head_dim, max_len=max_len or None, **options
         )
         if not params:
             return None
         var = KernelState if kernel in _FIXED_KERNEL_STATE else nnx.Param
         return nnx.Dict({k: var(v) for k, v in params.items()})
-
-    def _call_options(self) -> dict:
-        accepted = inspect.signature(self.kernel_fn).parameters
-        return {k: v for k, v in self.kernel_options if k in accepted}
 
     def _cast(self, w, dtype):
         return w[...].astype(dtype)
@@ -217,6 +202,68 @@ class Attention(nnx.Module):
                 self.rel_table[...], not self.spec.causal, self.relative_max_distance
             )
         return None
+
+    def _self_qkv(self, x_BTD, positions_BT, cache, dtype):
+        """Self-attention q, k, v (RoPE applied; keys written to `cache` when given).
+
+        Returns (q_BTNH, k_BSKH, v_BSKH, q_offset, new_cache, cache_len): the
+        queries' first position and, when decoding, how many cache slots are valid.
+        """
+        T, N, K = x_BTD.shape[1], self.num_heads, self.num_kv_heads
+        # One fused projection, token-major: a plain [B*T, D] x [D, M*H] matmul.
+        qkv_BTMH = jnp.einsum("BTD,DMH->BTMH", x_BTD, self._cast(self.w_qkv, dtype))
+        q_BTNH, k_BSKH, v_BSKH = jnp.split(qkv_BTMH, [N, N + K], axis=2)
+        q_offset = 0 if cache is None else cache.index
+        if self.position == "rope":
+            if positions_BT is None:
+                positions_BT = kv_ops.decode_positions(q_offset, T)[None, :]
+            q_BTNH = pos_ops.apply_rope(q_BTNH, positions_BT, self.rope_base)
+            k_BSKH = pos_ops.apply_rope(k_BSKH, positions_BT, self.rope_base)
+        if cache is None:
+            return q_BTNH, k_BSKH, v_BSKH, q_offset, None, None
+        new_cache = kv_ops.update_cache(cache, k_BSKH, v_BSKH)
+        k_BSKH, v_BSKH = new_cache.k_BSKH.astype(dtype), new_cache.v_BSKH.astype(dtype)
+        return q_BTNH, k_BSKH, v_BSKH, q_offset, new_cache, q_offset + T
+
+    def _cross_qkv(self, x_BTD, context_BSD, cache, dtype):
+        """Cross-attention q, k, v: keys and values from the context or a cross cache."""
+        q_BTNH = jnp.einsum("BTD,DNH->BTNH", x_BTD, self._cast(self.w_q, dtype))
+        if cache is not None:
+            return q_BTNH, cache.k_BSKH.astype(dtype), cache.v_BSKH.astype(dtype)
+        if context_BSD is None:
+            raise ValueError("Cross-attention needs context_BSD or a cross cache.")
+        return (q_BTNH, *self.project_kv(context_BSD))
+
+    def _kernel_kwargs(self, mask, rate, dropout_rng, return_weights) -> dict:
+        """The kernel call's options: this kernel's, plus the dense-only extras in use.
+
+        Extras (an extra mask, attention dropout, returned weights, a parameterized
+        score) are passed only when used, so a kernel that lacks one fails here,
+        before tracing, with the fix in the message.
+        """
+        fn = kernel_ops.get_kernel(self.kernel)
+        accepted = inspect.signature(fn).parameters
+        kwargs = {k: v for k, v in self.kernel_options if k in accepted}
+        if self.kernel_params:
+            kwargs["params"] = {k: v[...] for k, v in self.kernel_params.items()}
+        extras = {}
+        if mask is not None:
+            extras["mask"] = mask
+        if rate > 0.0:
+            extras.update(dropout_rate=rate, dropout_rng=dropout_rng)
+        if return_weights:
+            extras["return_weights"] = True
+        if self.score not in ("scaled_dot", "dot"):
+            extras["score"] = self.score
+            extras["score_params"] = {k: v[...] for k, v in self.score_params.items()}
+        missing = [k for k in extras if k not in accepted]
+        if missing:
+            raise ValueError(
+                f"Kernel {self.kernel!r} takes no {', '.join(missing)} (a dense mask, attention "
+                "dropout, return_weights or a parameterized score); use kernel='xla' "
+                "(padding: pass kv_lengths_B)."
+            )
+        return {**kwargs, **extras}
 
     def __call__(
         self,
@@ -253,107 +300,34 @@ class Attention(nnx.Module):
         """
         dtype = self.dtype or x_BTD.dtype
         x_BTD = x_BTD.astype(dtype)
-        B, T, _ = x_BTD.shape
-        N, K = self.num_heads, self.num_kv_heads
-        q_offset = 0
-        new_cache = cache
-        valid_S = None  # bool_S: cache slots written so far
         if self.cross:
-            q_BTNH = jnp.einsum("BTD,DNH->BTNH", x_BTD, self._cast(self.w_q, dtype))
-            if cache is not None:
-                k_BSKH, v_BSKH = cache.k_BSKH.astype(dtype), cache.v_BSKH.astype(dtype)
-            elif context_BSD is None:
-                raise ValueError("Cross-attention needs context_BSD or a cross cache.")
-            else:
-                k_BSKH, v_BSKH = self.project_kv(context_BSD)
+            q_BTNH, k_BSKH, v_BSKH = self._cross_qkv(x_BTD, context_BSD, cache, dtype)
+            q_offset, new_cache, cache_len = 0, cache, None
+        elif context_BSD is not None:
+            raise ValueError("Self-attention got context_BSD; build it with cross=True.")
         else:
-            if context_BSD is not None:
-                raise ValueError("Self-attention got context_BSD; build it with cross=True.")
-            # One fused projection, token-major: a plain [B*T, D] x [D, M*H] matmul.
-            qkv_BTMH = jnp.einsum("BTD,DMH->BTMH", x_BTD, self._cast(self.w_qkv, dtype))
-            q_BTNH, k_BSKH, v_BSKH = jnp.split(qkv_BTMH, [N, N + K], axis=2)
-            if cache is not None:
-                q_offset = cache.index
-            if self.position == "rope":
-                if positions_BT is None:
-                    positions_BT = kv_ops.decode_positions(q_offset, T)[None, :]
-                q_BTNH = pos_ops.apply_rope(q_BTNH, positions_BT, self.rope_base)
-                k_BSKH = pos_ops.apply_rope(k_BSKH, positions_BT, self.rope_base)
-            if cache is not None:
-                new_cache = kv_ops.update_cache(cache, k_BSKH, v_BSKH)
-                k_BSKH, v_BSKH = new_cache.k_BSKH.astype(dtype), new_cache.v_BSKH.astype(dtype)
-                valid_S = jnp.arange(k_BSKH.shape[1]) < q_offset + T
-        S = k_BSKH.shape[1]
-        bias_fn = self._bias_fn()
+            q_BTNH, k_BSKH, v_BSKH, q_offset, new_cache, cache_len = self._self_qkv(
+                x_BTD, positions_BT, cache, dtype
+            )
+        if cache_len is not None:  # decoding: only the cache slots written so far
+            cache_len_B = jnp.full((x_BTD.shape[0],), cache_len, jnp.int32)
+            kv_lengths_B = (
+                cache_len_B if kv_lengths_B is None else jnp.minimum(kv_lengths_B, cache_len_B)
+            )
         rate = 0.0 if deterministic else self.attn_dropout
-        weights_BNTS = None
-
-        if self.kernel_fn is None:
-            masks = [None if self.spec.is_full else self.spec.dense(T, S, q_offset), mask, valid_S]
-            if kv_lengths_B is not None:
-                masks.append(expand_key_mask(jnp.arange(S)[None, :] < kv_lengths_B[:, None]))
-            bias = None
-            if bias_fn is not None:
-                q_pos_T = kv_ops.decode_positions(q_offset, T)
-                bias = bias_fn(q_pos_T, jnp.arange(S, dtype=jnp.int32))
-            kwargs = dict(
-                mask=combine_masks(*masks),
-                bias=bias,
-                dropout_rate=rate,
-                dropout_rng=dropout_rng,
-                return_weights=return_weights,
-            )
-            if self.score in ("scaled_dot", "dot"):
-                scale = self.head_dim**-0.5 if self.score == "scaled_dot" else 1.0
-                # Heads-major core (see attention_core): no transposes around its dots.
-                result = heads_major_attention(
-                    q_BTNH.swapaxes(1, 2),
-                    k_BSKH.swapaxes(1, 2),
-                    v_BSKH.swapaxes(1, 2),
-                    scale=scale,
-                    **kwargs,
-                )
-                out_BNTH, weights_BNTS = result if return_weights else (result, None)
-            else:  # parameterized scores: the ops reference path, token-major
-                result = dot_product_attention(
-                    q_BTNH,
-                    k_BSKH,
-                    v_BSKH,
-                    score=self.score,
-                    score_params={k: v[...] for k, v in self.score_params.items()},
-                    **kwargs,
-                )
-                out_BTNH, weights_BNTS = result if return_weights else (result, None)
-                out_BNTH = out_BTNH.swapaxes(1, 2)
-        else:
-            if mask is not None or return_weights or rate > 0.0:
-                raise ValueError(
-                    f"Kernel {self.kernel!r} takes no dense mask, attention dropout or "
-                    "return_weights; use kernel='xla' (padding: pass kv_lengths_B)."
-                )
-            if valid_S is not None:
-                cache_len_B = jnp.full((B,), q_offset + T, jnp.int32)
-                kv_lengths_B = (
-                    cache_len_B if kv_lengths_B is None else jnp.minimum(kv_lengths_B, cache_len_B)
-                )
-            params = (
-                {k: v[...] for k, v in self.kernel_params.items()} if self.kernel_params else None
-            )
-            out_BTNH = self.kernel_fn(
-                q_BTNH,
-                k_BSKH,
-                v_BSKH,
-                spec=self.spec,
-                bias_fn=bias_fn,
-                scale=None if self.score == "scaled_dot" else 1.0,
-                q_offset=q_offset,
-                kv_lengths_B=kv_lengths_B,
-                params=params,
-                **self._call_options(),
-            )
-            out_BNTH = out_BTNH.swapaxes(1, 2)
-
-        out_BTD = jnp.einsum("BNTH,NHD->BTD", out_BNTH.astype(dtype), self._cast(self.w_out, dtype))
+        result = kernel_ops.get_kernel(self.kernel)(
+            q_BTNH,
+            k_BSKH,
+            v_BSKH,
+            spec=self.spec,
+            bias_fn=self._bias_fn(),
+            scale=1.0 if self.score == "dot" else None,
+            q_offset=q_offset,
+            kv_lengths_B=kv_lengths_B,
+            **self._kernel_kwargs(mask, rate, dropout_rng, return_weights),
+        )
+        out_BTNH, weights_BNTS = result if return_weights else (result, None)
+        out_BTD = jnp.einsum("BTNH,NHD->BTD", out_BTNH.astype(dtype), self._cast(self.w_out, dtype))
         extras = (new_cache,) if cache is not None else ()
         if return_weights:
             extras += (weights_BNTS,)

@@ -106,7 +106,8 @@ def test_kv_cache_decode_equals_full_causal_forward(kwargs):
 def test_return_weights_are_causal_distributions():
     layer = Attention(D, N, causal=True, position="alibi", rngs=nnx.Rngs(0))
     out, weights = jitted(layer, return_weights=True)(_x(5))
-    assert out.shape == (2, T, D) and weights.shape == (2, N, T, T)
+    assert out.shape == (2, T, D)
+    assert weights.shape == (2, N, T, T)
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
     assert float(jnp.abs(jnp.triu(weights, k=1)).max()) == 0.0
 
@@ -146,3 +147,62 @@ def test_registry_kernel_matches_xla_path_including_decode():
         out, cache = apply(x[:, t : t + 1], cache=cache)
         outs.append(out)
     np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)
+
+
+def test_every_kernel_including_xla_goes_through_the_registry(monkeypatch):
+    """The layer's dense path is KERNELS["xla"]: replacing the entry changes the layer."""
+    from attn_jax.ops import kernels
+
+    calls = []
+    real = kernels.KERNELS["xla"]
+
+    def recorded(q_BTNH, k_BSKH, v_BSKH, **kwargs):
+        calls.append(sorted(kwargs))
+        return 0.0 * real(q_BTNH, k_BSKH, v_BSKH, **kwargs)
+
+    monkeypatch.setitem(kernels.KERNELS, "xla", recorded)
+    layer = Attention(D, N, causal=True, position="alibi", rngs=nnx.Rngs(0))
+    out = jitted(layer)(_x(9))
+    assert calls
+    assert "spec" in calls[0]
+    assert "bias_fn" in calls[0]
+    np.testing.assert_array_equal(out, np.zeros_like(out))
+
+
+def test_xla_kernel_takes_dropout_weights_and_parameterized_scores():
+    """Dense-only options: dropout is keyed, weights come before dropout, any score."""
+    layer = Attention(D, N, causal=True, score="additive", attn_dropout=0.5, rngs=nnx.Rngs(0))
+    x = _x(10)
+    apply = jitted(layer, return_weights=True)
+    out, weights = apply(x)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    assert float(jnp.abs(jnp.triu(weights, k=1)).max()) == 0.0
+    train = jitted(layer, return_weights=True, deterministic=False)
+    key = jax.random.key(3)
+    dropped, same_weights = train(x, dropout_rng=key)
+    np.testing.assert_allclose(same_weights, weights, atol=1e-6)
+    assert float(jnp.abs(dropped - out).max()) > 1e-3
+    np.testing.assert_array_equal(train(x, dropout_rng=key)[0], dropped)
+
+
+def test_dense_only_options_on_other_kernels_raise_naming_the_option():
+    layer = Attention(D, N, causal=True, kernel="blockwise", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="return_weights.*kernel='xla'"):
+        layer(_x(11), return_weights=True)
+    with pytest.raises(ValueError, match="mask.*kernel='xla'"):
+        layer(_x(11), mask=jnp.ones((T, T), bool))
+    with pytest.raises(ValueError, match="kernel='xla'"):
+        Attention(D, N, kernel="blockwise", score="additive", rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("score", ["scaled_dot", "dot"])
+def test_xla_layouts_agree_on_gqa_with_bias_padding_and_weights(score):
+    """KERNELS["xla"]'s heads-major layout equals the token-major ops path."""
+    kwargs = dict(num_kv_heads=2, causal=True, position="alibi", score=score)
+    fast = Attention(D, N, rngs=nnx.Rngs(0), **kwargs)
+    plain = Attention(D, N, kernel_options=dict(layout="token_major"), rngs=nnx.Rngs(0), **kwargs)
+    x, lengths = _x(12), jnp.array([5, T])
+    out, weights = jitted(fast, return_weights=True)(x, kv_lengths_B=lengths)
+    want, want_weights = jitted(plain, return_weights=True)(x, kv_lengths_B=lengths)
+    np.testing.assert_allclose(out, want, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(weights, want_weights, atol=1e-6)
