@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -27,9 +28,14 @@ from attn_jax.nn import ABSOLUTE_POSITIONS, POSITIONS, Block, Embed, Norm, dropo
 # `attn_jax.train.flops.param_counts` gives exact figures for any config.
 # "s" is the reference shape of shared/PERFORMANCE.md (the 10-minute Shakespeare model).
 SIZES: dict[str, dict[str, int]] = {
+    # 7xs, 3.5xs and 3.25xs: with 6xs..4xs, the one-layer ladder of sweeps/demo.py (one
+    # depth, so no 1 -> 2 layer kink in L(N)); 7xs is the one size narrower than 32 per layer.
+    "7xs": dict(d_model=20, num_layers=1, num_heads=1, d_ff=80),  # 4.92k
     "6xs": dict(d_model=32, num_layers=1, num_heads=2, d_ff=128),  # 12.5k
     "5xs": dict(d_model=48, num_layers=1, num_heads=3, d_ff=192),  # 27.9k
     "4xs": dict(d_model=64, num_layers=1, num_heads=4, d_ff=256),  # 49.5k
+    "3.5xs": dict(d_model=96, num_layers=1, num_heads=6, d_ff=384),  # 111k
+    "3.25xs": dict(d_model=128, num_layers=1, num_heads=8, d_ff=512),  # 197k
     "3xs": dict(d_model=96, num_layers=2, num_heads=3, d_ff=384),  # 222k
     "2xs": dict(d_model=128, num_layers=2, num_heads=4, d_ff=512),  # 394k
     "xs": dict(d_model=192, num_layers=3, num_heads=4, d_ff=768),  # 1.33M
@@ -41,6 +47,24 @@ SIZES: dict[str, dict[str, int]] = {
 
 LM_POSITIONS = tuple(dict.fromkeys(POSITIONS + ABSOLUTE_POSITIONS))
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+# Typed choices, spelled out for readers and type checkers; tests/models/test_lm.py
+# checks that each equals its registry (LM_POSITIONS, SCORES, KERNELS, ...).
+Position = Literal["none", "rope", "alibi", "relative", "sinusoidal", "learned"]
+Score = Literal["dot", "scaled_dot", "multiplicative", "additive"]
+Kernel = Literal[
+    "xla", "blockwise", "local", "block_sparse", "linear", "performer", "linformer", "auto", "cudnn"
+]
+
+
+def literal_choices(cls) -> dict[str, tuple]:
+    """{field: allowed values} for every `Literal`-typed field of a dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: typing.get_args(hints[f.name])
+        for f in dataclasses.fields(cls)
+        if typing.get_origin(hints[f.name]) is Literal
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,9 +106,9 @@ class LMConfig:
     max_len: int = 1024
     norm: Literal["pre", "post"] = "pre"
     norm_type: Literal["layernorm", "rmsnorm"] = "layernorm"
-    position: str = "rope"
-    score: str = "scaled_dot"
-    kernel: str = "xla"
+    position: Position = "rope"
+    score: Score = "scaled_dot"
+    kernel: Kernel = "xla"
     window: int = 0
     tie_embeddings: bool = True
     dropout: float = 0.0
@@ -95,10 +119,13 @@ class LMConfig:
     relative_max_distance: int = 128
 
     def __post_init__(self):
-        if self.position not in LM_POSITIONS:
-            raise ValueError(f"Unknown position {self.position!r}; valid: {list(LM_POSITIONS)}.")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"Unknown dtype {self.dtype!r}; valid: {list(DTYPES)}.")
+        # Literal choices are enforced at run time too (tests keep them = the registries).
+        for name, choices in literal_choices(type(self)).items():
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"LMConfig.{name}={getattr(self, name)!r} is not one of: "
+                    f"{', '.join(sorted(choices))}."
+                )
 
     @property
     def kv_heads(self) -> int:

@@ -3,19 +3,26 @@
 A checkpoint at step t holds two items: "state" (step, params, optimizer
 state, rng; `ocp.args.StandardSave`) and "data" (the train iterator's position
 and a fingerprint of the state; `ocp.args.JsonSave`). Restore walks the steps
-newest first: a checkpoint that fails to read, or whose arrays do not match the
-fingerprint saved with them, is moved aside with a warning and the previous
-one is used. Half-written saves never appear as steps: orbax writes to a
-temporary directory and renames it when complete.
+newest first. A read that fails is retried a few times (network filesystems
+drop reads); a checkpoint still unreadable after that, or whose arrays do not
+match the fingerprint saved with them, is moved to
+checkpoints_corrupt/<step>-<n> (never over an earlier one) with a warning and
+the previous one is used. A checkpoint whose arrays have other shapes than the
+model being trained is not corrupt: it raises `CheckpointMismatchError` and
+nothing is moved. Half-written saves never appear as steps: orbax writes to a
+temporary directory and renames it when complete. Whether a config fits the
+workdir's checkpoints is checked earlier, from config.json (record.prepare_workdir).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -26,6 +33,13 @@ import orbax.checkpoint as ocp
 from attn_jax.train.state import TrainState
 
 _SAVE_EVERYTHING = 1 << 62  # save_interval_steps that never fires: we decide when to save
+
+# Pauses between reads of one checkpoint: 3 reads in all before it counts as corrupt.
+RETRY_DELAYS_S = (0.5, 2.0)
+
+
+class CheckpointMismatchError(ValueError):
+    """A readable checkpoint holds arrays of another model or optimizer."""
 
 
 def fingerprint(items: Any) -> list[float]:
@@ -52,18 +66,40 @@ class Checkpointer:
       directory: where step directories go (workdir/checkpoints).
       keep: how many recent checkpoints to keep (orbax max_to_keep).
       async_save: write in a background thread after copying arrays to host.
+      retry_delays_s: seconds to wait before each re-read of a checkpoint that
+        failed to read; its length is the number of retries (tests pass zeros).
+      keep_steps: steps kept besides the latest `keep` (orbax CustomSteps).
     """
 
-    def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
+    def __init__(
+        self,
+        directory: str,
+        *,
+        keep: int = 3,
+        async_save: bool = True,
+        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+        keep_steps: Sequence[int] = (),
+    ):
         self.directory = os.path.abspath(directory)
+        self.retry_delays_s = tuple(float(d) for d in retry_delays_s)
+        # keep_steps are kept besides the latest `keep` (a WSD parent's branch steps).
+        keeps = [ocp.checkpoint_managers.LatestN(n=max(int(keep), 1))]
+        if keep_steps:
+            keeps.append(ocp.checkpoint_managers.CustomSteps(steps=[int(s) for s in keep_steps]))
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max(int(keep), 1),
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(keeps),
             save_interval_steps=_SAVE_EVERYTHING,
             create=True,
             enable_async_checkpointing=async_save,
         )
+        # Handlers named up front so that item_metadata can read shapes before a restore.
         self.manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=("state", "data")
+            self.directory,
+            options=options,
+            item_handlers={
+                "state": ocp.StandardCheckpointHandler(),
+                "data": ocp.JsonCheckpointHandler(),
+            },
         )
 
     def latest_step(self) -> int | None:
@@ -94,6 +130,10 @@ class Checkpointer:
         Returns:
           (restored_state, extra), or None when there is no good
           checkpoint (the run starts from scratch).
+
+        Raises:
+          CheckpointMismatchError: the newest readable checkpoint holds arrays
+            of other shapes than `state` (another model or optimizer).
         """
         abstract = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
@@ -102,14 +142,10 @@ class Checkpointer:
         self.manager.reload()
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                restored = self.manager.restore(
-                    step,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()
-                    ),
-                )
-                items, meta = restored["state"], restored["data"]
+                items, meta = self._read(step, abstract)
                 _check(step, items, meta)
+            except CheckpointMismatchError:
+                raise
             except Exception as err:  # noqa: BLE001 - any failure means "not usable"
                 self._quarantine(step, err)
                 continue
@@ -117,14 +153,44 @@ class Checkpointer:
             return state.replace_from_checkpoint(items), meta.get("extra")
         return None
 
+    def _read(self, step: int, abstract: Any) -> tuple[dict, dict]:
+        """Reads one step, retrying failed reads; raises the last error if all fail."""
+        for attempt in range(len(self.retry_delays_s) + 1):
+            try:
+                _check_shapes(step, self.manager.item_metadata(step)["state"], abstract)
+                restored = self.manager.restore(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()
+                    ),
+                )
+                return restored["state"], restored["data"]
+            except CheckpointMismatchError:
+                raise
+            except Exception as err:  # noqa: BLE001 - retried; re-raised after the last try
+                if attempt == len(self.retry_delays_s):
+                    raise
+                delay = self.retry_delays_s[attempt]
+                logging.warning(
+                    "Reading checkpoint step %d in %s failed (%s: %s); retry %d of %d in %.3g s.",
+                    step,
+                    self.directory,
+                    type(err).__name__,
+                    str(err)[:200],
+                    attempt + 1,
+                    len(self.retry_delays_s),
+                    delay,
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
     def _quarantine(self, step: int, err: BaseException) -> None:
         # Moved out of orbax's directory so a later save of the same step can succeed
-        # and the bad files stay available for a post-mortem.
+        # and the bad files stay available for a post-mortem; numbered so that a
+        # second bad checkpoint of the same step never replaces the first.
         src = os.path.join(self.directory, str(step))
-        dst = os.path.join(os.path.dirname(self.directory), "checkpoints_corrupt", f"{step}")
+        dst = _free_path(os.path.join(os.path.dirname(self.directory), "checkpoints_corrupt"), step)
         if jax.process_index() == 0 and os.path.exists(src):
-            if os.path.exists(dst):
-                shutil.rmtree(dst)
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.move(src, dst)
         self.manager.reload()
@@ -142,6 +208,39 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def _free_path(parent: str, stem: Any) -> str:
+    """parent/<stem>-<n> for the smallest n >= 1 not already taken."""
+    n = 1
+    while os.path.exists(os.path.join(parent, f"{stem}-{n}")):
+        n += 1
+    return os.path.join(parent, f"{stem}-{n}")
+
+
+def _shape_counts(tree: Any) -> collections.Counter:
+    return collections.Counter(
+        (tuple(x.shape), np.dtype(x.dtype).name) for x in jax.tree.leaves(tree)
+    )
+
+
+def _check_shapes(step: int, stored: Any, abstract: Any) -> None:
+    # Compared as multisets of (shape, dtype): orbax's metadata tree names
+    # containers differently from the live pytree, but a model of another shape
+    # always changes the multiset.
+    if stored is None:
+        return
+    have, want = _shape_counts(stored), _shape_counts(abstract)
+    if have == want:
+        return
+    only_stored = sorted((have - want).elements())[:4]
+    only_model = sorted((want - have).elements())[:4]
+    raise CheckpointMismatchError(
+        f"Checkpoint step {step} holds arrays of another model or optimizer than the "
+        f"config builds (only in the checkpoint: {only_stored}; only in the model: "
+        f"{only_model}). Use a new --workdir, rerun with the config that wrote it, or pass "
+        "--config.train.restart=True to move the old run aside and start from scratch."
+    )
 
 
 def _check(step: int, items: dict, meta: dict) -> None:

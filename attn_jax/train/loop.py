@@ -2,7 +2,9 @@
 
 Writes, under `workdir`: config.json (the resolved config), metrics.jsonl and
 TensorBoard events (tb/), checkpoints/ (orbax), and summary.json, the run
-record, last and atomically. Status: done, diverged (NaN or loss above
+record, last and atomically. A config that does not fit the run already in the
+workdir stops before anything is written (record.prepare_workdir; train.restart
+moves the old run to previous-<n>/). Status: done, diverged (NaN or loss above
 train.max_loss), failed (an exception; the record is written and the error
 re-raised) or preempted (SIGTERM, train.time_limit_s or train.stop_after_steps:
 a checkpoint is saved and rerunning the same command resumes).
@@ -28,6 +30,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from attn_jax import validate
+from attn_jax.train import branch as branch_lib
 from attn_jax.train import checkpoint as ckpt_lib
 from attn_jax.train import mesh as mesh_lib
 from attn_jax.train import metrics as metrics_lib
@@ -75,16 +79,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """Trains `config`'s model in `workdir`, resuming from its latest good checkpoint.
 
     Args:
-      config: a locked experiment config (experiments/*.py; fields in CONTRACTS.md).
+      config: a locked experiment config (experiments/*.py; fields in docs/CONTRACTS.md).
       workdir: the run directory; reusing it resumes the run.
 
     Returns:
       The run record, also written to workdir/summary.json.
     """
+    validate.check_config(config)  # registry choices, before any data or tokenizer work
     start = time.time()
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     mesh_lib.maybe_initialize_distributed(bool(config.train.get("distributed", False)))
+    # Before config.json is overwritten: a config that does not fit the run already
+    # in the workdir stops here (or, with train.restart, moves that run aside).
+    record_lib.prepare_workdir(config, workdir)
     _write_config(config, workdir)
     run = _Run(config, workdir, start)
     try:
@@ -121,7 +129,10 @@ class _Run:
         config, tc = self.config, self.tc
         fns = family_fns(config)
         self.steps_total = optim.total_steps(tc)
-        self.mesh = mesh_lib.make_mesh(fsdp=int(tc.get("mesh_fsdp", 1)))
+        self.mesh = mesh_lib.make_mesh(
+            mesh_lib.select_devices(int(tc.get("num_devices", 0) or 0)),
+            fsdp=int(tc.get("mesh_fsdp", 1)),
+        )
         devices = list(self.mesh.devices.flat)
         n_batch = len(devices)
         if tc.batch_size % n_batch or tc.batch_size % jax.process_count():
@@ -158,8 +169,11 @@ class _Run:
             os.path.join(self.workdir, "checkpoints"),
             keep=int(tc.keep_checkpoints),
             async_save=bool(tc.get("async_checkpoint", True)),
+            keep_steps=branch_lib.keep_steps(tc),
         )
         restored = self.checkpointer.restore_latest(self.state)
+        if restored is None:  # a cooldown branch starts from its parent's checkpoint
+            restored = branch_lib.restore_parent(tc, self.workdir, self.state)
         if restored is not None:
             self.state, extra = restored
             extra = extra or {}
@@ -189,6 +203,7 @@ class _Run:
         time_limit = float(tc.get("time_limit_s", 0) or 0)
         log_every, eval_every = max(int(tc.log_every), 1), int(tc.eval_every)
         ckpt_every = int(tc.checkpoint_every)
+        keep_steps = set(branch_lib.keep_steps(tc))
         pending = None  # (step, metrics on device) fetched one step late
         window: list[dict] = []
         status = None
@@ -210,11 +225,22 @@ class _Run:
 
                 tokens = self.step * self.tokens_per_step
                 due = [b for b in budgets if b <= tokens and b not in done_budgets]
+                eval_due = bool(due) or (eval_every > 0 and self.step % eval_every == 0)
+                save_due = (ckpt_every > 0 and self.step % ckpt_every == 0) or (
+                    self.step in keep_steps
+                )
+                if eval_due or save_due:
+                    # This step's loss is checked before its state is saved or evaluated:
+                    # a diverged (NaN) state must never become a checkpoint.
+                    pending, ok = None, self._consume(pending, window, log_every)
+                    if not ok:
+                        status = "diverged"
+                        break
                 paused = time.time()
-                if due or (eval_every > 0 and self.step % eval_every == 0):
+                if eval_due:
                     self._evaluate(due)
                     done_budgets.update(due)
-                if ckpt_every > 0 and self.step % ckpt_every == 0:
+                if save_due:
                     self._save()
                 self.timing["paused"] += time.time() - paused
                 if self.step < self.steps_total and (
@@ -227,6 +253,8 @@ class _Run:
             if pending is not None and status != "diverged":
                 if not self._consume(pending, window, log_every, flush=True):
                     status = "diverged"
+            elif window and status != "diverged":  # consumed early at a save or eval
+                self._log_window(self.last_train["step"], window)
         self.timing["loop1"] = time.time()
         if status == "diverged":
             return self.finish("diverged")
@@ -247,14 +275,18 @@ class _Run:
         loss = values["loss"]
         diverged = not math.isfinite(loss) or loss > float(self.tc.max_loss)
         if step % log_every == 0 or flush or diverged:
-            row = {k: float(np.mean([w[k] for w in window])) for k in values if k != "tokens"}
-            row.update(self._throughput(step))
-            self.writer.write(step, "train", row)
-            self.bar.update(step, self._postfix(row))
-            window.clear()
+            self._log_window(step, window)
         if diverged:
             logging.warning("Loss %.4g at step %d: stopping the run as diverged.", loss, step)
         return not diverged
+
+    def _log_window(self, step: int, window: list) -> None:
+        """Writes the mean of the steps since the last row as step `step`'s train row."""
+        row = {k: float(np.mean([w[k] for w in window])) for k in window[-1] if k != "tokens"}
+        row.update(self._throughput(step))
+        self.writer.write(step, "train", row)
+        self.bar.update(step, self._postfix(row))
+        window.clear()
 
     def _throughput(self, step: int) -> dict[str, float]:
         t0, step0 = self.timing["t0"], self.timing["step0"]
@@ -316,6 +348,8 @@ class _Run:
                     "flops": fpt * tokens,
                     "step": self.step,
                     "eval_loss": result["loss"],
+                    # schedule-final: at the end of a decayed schedule (else a mid-run eval)
+                    "final": self.step == self.steps_total and optim.is_schedule_final(self.tc),
                 }
             )
 
@@ -361,6 +395,11 @@ class _Run:
             steps_total=getattr(self, "steps_total", None),
             train_traces=getattr(getattr(self, "steps", None), "train_traces", None),
             error=error,
+            **branch_lib.record_fields(
+                self.tc,
+                self.workdir,
+                final=status == "done" and self.step == getattr(self, "steps_total", -1),
+            ),
         )
         record_lib.write_record(self.workdir, self.record)
         logging.info(

@@ -55,6 +55,24 @@ def maybe_initialize_distributed(enabled: bool = False) -> bool:
     return True
 
 
+def select_devices(num_devices: int = 0) -> list[jax.Device]:
+    """The first `num_devices` of `jax.devices()` (config.train.num_devices; 0: all).
+
+    A run on fewer devices than the host has (1 vs 8 comparisons, one GPU of
+    several) is single-process: a multi-host run uses every device.
+    """
+    devices = jax.devices()
+    num = int(num_devices or 0)
+    if num == 0 or num == len(devices):
+        return list(devices)
+    if num < 0 or num > len(devices) or jax.process_count() > 1:
+        raise ValueError(
+            f"train.num_devices={num} must be 0 (all) or at most the {len(devices)} devices "
+            f"here ({jax.process_count()} process(es); a multi-host run uses all of them)."
+        )
+    return list(devices[:num])
+
+
 def make_mesh(devices: Sequence[jax.Device] | None = None, fsdp: int = 1) -> Mesh:
     """A ("data", "fsdp") mesh over `devices` (default: all devices).
 

@@ -47,6 +47,60 @@ def _warmup_cosine(lr: float, warmup: int, steps: int, min_ratio: float) -> opta
     )
 
 
+def wsd_decay_start(steps: int, decay_fraction: float) -> int:
+    """First step of a WSD cooldown over the last `decay_fraction` of `steps` steps.
+
+    The one rounding rule shared by the schedule and by the sweep designs that
+    branch a cooldown off a stable-phase run (attn_jax.sweep.designs.wsd_branches
+    mirrors it without importing JAX; a test checks they agree).
+    """
+    if not 0.0 <= decay_fraction <= 1.0:
+        raise ValueError(f"train.decay_fraction must be in [0, 1], got {decay_fraction}.")
+    return steps - int(math.floor(decay_fraction * steps + 0.5))
+
+
+DECAY_SHAPES = ("linear", "sqrt")
+
+
+def _wsd(
+    lr: float,
+    warmup: int,
+    steps: int,
+    min_ratio: float,
+    *,
+    decay_fraction: float = 0.2,
+    decay_shape: str = "sqrt",
+) -> optax.Schedule:
+    """Warmup-stable-decay: linear warmup, constant `lr`, then a cooldown to min_ratio * lr.
+
+    Hagele et al. 2024 (arXiv 2405.18392, sec. 3-4): a cooldown over the last
+    10-20% of steps matches a cosine run of the same length, and the shape
+    1 - sqrt(x) beats a linear one. Before the cooldown the LR does not depend
+    on `steps`, so a run with decay_fraction 0 (the stable phase) is the same
+    run as any WSD run up to that run's cooldown start: a cooldown branched off
+    its checkpoint there is a full WSD run (attn_jax.train.branch).
+    """
+    if decay_shape not in DECAY_SHAPES:
+        raise ValueError(
+            f"Unknown train.decay_shape {decay_shape!r}; valid: {', '.join(DECAY_SHAPES)}."
+        )
+    start = wsd_decay_start(steps, decay_fraction)
+    warmup = max(min(warmup, start), 0)
+    length = max(steps - start, 1)
+    end = lr * min_ratio
+
+    def schedule(count):
+        count = jnp.asarray(count, jnp.float32)
+        # Same formula as optax.linear_schedule(0, lr, warmup): count / warmup * lr.
+        ramp = lr * count / warmup if warmup > 0 else jnp.float32(lr)
+        x = jnp.clip((count - start) / length, 0.0, 1.0)
+        fall = 1.0 - (jnp.sqrt(x) if decay_shape == "sqrt" else x)
+        decayed = end + (lr - end) * fall
+        return jnp.where(count < warmup, ramp, jnp.where(count < start, lr, decayed))
+
+    return schedule
+
+
 def _rsqrt(lr: float, warmup: int, steps: int, min_ratio: float) -> optax.Schedule:
     """Vaswani et al. 2017, eq. 3, normalised so the peak (at `warmup`) equals `lr`."""
     del steps, min_ratio
@@ -70,7 +124,21 @@ SCHEDULES: dict[str, Callable[[float, int, int, float], optax.Schedule]] = {
     "cosine": _warmup_cosine,
     "rsqrt": _rsqrt,
     "constant": _constant,
+    "wsd": _wsd,
 }
+# Schedules that end their run decayed: the loss at their last step is the loss of
+# a model trained for that many tokens (Hoffmann et al. 2022, sec. 3.1, fig. A1).
+DECAYED = {"cosine": lambda tc: True, "wsd": lambda tc: _decay_fraction(tc) > 0}
+
+
+def _decay_fraction(train_config: ml_collections.ConfigDict) -> float:
+    return float(train_config.get("decay_fraction", 0.2))
+
+
+def is_schedule_final(train_config: ml_collections.ConfigDict) -> bool:
+    """Whether a run's last step is the end of a decayed schedule (`DECAYED`)."""
+    decayed = DECAYED.get(train_config.schedule)
+    return bool(decayed and decayed(train_config))
 
 
 def make_schedule(train_config: ml_collections.ConfigDict, steps: int) -> optax.Schedule:
@@ -78,12 +146,15 @@ def make_schedule(train_config: ml_collections.ConfigDict, steps: int) -> optax.
     name = train_config.schedule
     if name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}; valid: {', '.join(sorted(SCHEDULES))}.")
-    return SCHEDULES[name](
-        float(train_config.lr),
-        int(train_config.warmup_steps),
-        steps,
-        float(train_config.min_lr_ratio),
-    )
+    args = (float(train_config.lr), int(train_config.warmup_steps), steps)
+    args += (float(train_config.min_lr_ratio),)
+    if name == "wsd":
+        return _wsd(
+            *args,
+            decay_fraction=_decay_fraction(train_config),
+            decay_shape=str(train_config.get("decay_shape", "sqrt")),
+        )
+    return SCHEDULES[name](*args)
 
 
 def _decay_mask(params):

@@ -4,6 +4,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from attn_jax import configs
 from attn_jax.models import build_model
@@ -25,10 +26,11 @@ HOW_TO_FIX = (
 )
 
 
-def test_first_step_matches_golden(devices8):
+@pytest.mark.parametrize("num_devices", [1, 8])
+def test_first_step_matches_golden(devices8, num_devices):
     config = configs.load_config(os.path.join(REPO, "experiments/lm.py:smoke"))
     tc = config.train
-    mesh = mesh_lib.make_mesh(devices8)
+    mesh = mesh_lib.make_mesh(devices8[:num_devices])
     tx, sched = optim.make_optimizer(tc, optim.total_steps(tc))
     graphdef, state, shardings = create_train_state(
         lambda rngs: build_model(config.model, rngs=rngs), tx, config.seed, mesh
@@ -50,4 +52,6 @@ def test_first_step_matches_golden(devices8):
     got = {k: float(v) for k, v in jax.device_get(metrics).items() if k in GOLDEN}
     assert abs(got["loss"] - np.log(256)) < 0.1, f"initial loss {got['loss']} far from log(256)"
     for key, want in GOLDEN.items():
-        assert abs(got[key] - want) < 2e-3 * max(1.0, abs(want)), f"{HOW_TO_FIX}\nGot: {got}"
+        assert abs(got[key] - want) < 2e-3 * max(1.0, abs(want)), (
+            f"{HOW_TO_FIX}\nGot on {num_devices} device(s): {got}"
+        )

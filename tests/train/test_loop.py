@@ -41,40 +41,68 @@ def test_resume_is_bit_identical_to_uninterrupted(tmp_path):
     straight = train_and_evaluate(smoke(**overrides), str(tmp_path / "straight"))
     sliced = smoke(**overrides, **{"train.stop_after_steps": 4})
     first = train_and_evaluate(sliced, str(tmp_path / "sliced"))
-    assert first["status"] == "preempted" and first["steps"] == 4
+    assert first["status"] == "preempted"
+    assert first["steps"] == 4
     second = train_and_evaluate(sliced, str(tmp_path / "sliced"))  # fresh state, resumes
-    assert second["status"] == "done" and second["steps"] == 8
-    assert straight["status"] == "done" and straight["train_traces"] == 1
+    assert second["status"] == "done"
+    assert second["steps"] == 8
+    assert straight["status"] == "done"
+    assert straight["train_traces"] == 1
     losses = [r["loss"] for r in train_rows(tmp_path / "straight")]
     resumed = [r["loss"] for r in train_rows(tmp_path / "sliced")]
-    assert len(losses) == 8 and resumed == losses  # bit-identical, not approximately
+    assert len(losses) == 8
+    assert resumed == losses
     assert second["final_train_loss"] == straight["final_train_loss"]
     assert second["eval"]["loss"] == straight["eval"]["loss"]
 
 
+class _Poisoned:
+    """A checkpointable train iterator whose batches get NaN weights from one on."""
+
+    def __init__(self, inner, first_nan_batch):
+        self.inner, self.first, self.index = inner, first_nan_batch, 0
+
+    def __next__(self):
+        batch = next(self.inner)
+        self.index += 1
+        scale = np.nan if self.index > self.first else 1.0
+        return dict(batch, weights=batch["weights"] * scale)
+
+    def get_state(self):
+        return self.inner.get_state()
+
+    def set_state(self, state):
+        self.inner.set_state(state)
+
+
 def test_nan_loss_ends_run_as_diverged_with_record(tmp_path, monkeypatch):
     lm = family.FAMILIES["lm"]
+    nan_step = 4  # a step checkpoint_every=4 saves: its NaN state must not be saved
 
-    def poisoned(config):  # NaN weights from the third batch on: the loss turns NaN
+    def poisoned(config):  # NaN weights from batch nan_step on: the loss turns NaN there
         fns = lm(config)
 
         def data(config, **kwargs):
             train_iter, eval_fn = fns.data(config, **kwargs)
-            batches = (
-                dict(b, weights=b["weights"] * (np.nan if i >= 2 else 1.0))
-                for i, b in enumerate(train_iter)
-            )
-            return batches, eval_fn
+            return _Poisoned(train_iter, first_nan_batch=nan_step - 1), eval_fn
 
         return dataclasses.replace(fns, data=data)
 
     monkeypatch.setitem(family.FAMILIES, "lm", poisoned)
-    rec = train_and_evaluate(smoke(**{"train.log_every": 1}), str(tmp_path))
-    assert rec["status"] == "diverged" and rec["steps"] <= 4 < 8
+    config = smoke(**{"train.log_every": 1})
+    assert config.train.checkpoint_every == nan_step
+    assert config.train.steps > nan_step
+    rec = train_and_evaluate(config, str(tmp_path))
+    assert rec["status"] == "diverged"
+    assert rec["steps"] == nan_step
     with open(tmp_path / "summary.json") as f:
         assert json.load(f)["status"] == "diverged"
     assert rec["final_train_loss"] is None  # NaN is written as null
-    assert not os.path.exists(tmp_path / "checkpoints" / "3")  # a NaN state is never saved
+    losses = {r["step"]: r["loss"] for r in train_rows(tmp_path)}
+    assert all(math.isfinite(losses[s]) for s in range(1, nan_step))  # NaN only from there
+    assert losses[nan_step] == "nan"  # metrics.jsonl keeps JSON strict: NaN as a string
+    assert not os.path.exists(tmp_path / "checkpoints" / str(nan_step))  # never saved
+    assert [p for p in os.listdir(tmp_path / "checkpoints") if p.isdigit()] == []
 
 
 def test_end_to_end_on_mock_tfds_data(tmp_path):
@@ -90,7 +118,8 @@ def test_end_to_end_on_mock_tfds_data(tmp_path):
     with tfds.testing.mock_data(num_examples=64):
         rec = train_and_evaluate(config, str(tmp_path / "run"))
     run = tmp_path / "run"
-    assert rec["status"] == "done" and rec["train_traces"] == 1
+    assert rec["status"] == "done"
+    assert rec["train_traces"] == 1
     assert set(record_lib.FIELDS) <= set(rec)
     assert rec["tokens_seen"] == config.train.steps * config.train.batch_size * config.train.seq_len
     assert rec["train_flops"] == rec["flops_per_token"] * rec["tokens_seen"]

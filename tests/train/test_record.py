@@ -16,7 +16,8 @@ def _config():
 def test_record_has_every_field_and_valid_json(tmp_path):
     rec = record.make_record(_config(), status="diverged", final_train_loss=math.nan, eval={})
     assert set(record.FIELDS) <= set(rec)
-    assert rec["final_train_loss"] is None and rec["seed"] == 3
+    assert rec["final_train_loss"] is None
+    assert rec["seed"] == 3
     assert rec["config"] == {"experiment": "lm", "family": "lm", "seed": 3, "train.lr": 1.0}
     path = record.write_record(str(tmp_path), rec)
     with open(path) as f:
