@@ -8,8 +8,17 @@ Conventions, both stated in every report and switchable:
 - params: "non_embedding" (Kaplan et al. 2020) or "total" (Hoffmann et al. 2022).
 - flops: "6nd" (C = 6 N D with the N chosen above) or "analytic" (the record's analytic
   train_flops, which counts attention; evals_at_budget flops are taken as analytic too).
-A run with `evals_at_budget` gives one point per budget (several points per run, for
-IsoFLOP fits); `run` keeps which run each point came from, for the bootstrap.
+Which points mean what the law means: a point is *schedule-final* (`ScalingData.final`)
+when its loss is read at the end of its own learning-rate schedule: a run's last eval,
+when the record says `schedule_final` (a cosine run, or a WSD cooldown branch,
+attn_jax.sweep.designs.wsd_branches; records without the field are taken as final). An eval
+in the middle of a longer schedule (`evals_at_budget` entries before the end, or marked
+`"final": false`), or the end of a stable-phase WSD run, is mid-run: it overstates the loss
+of a model trained for that many tokens (Hoffmann et al. 2022, sec. 3.1, fig. A1).
+`load_records` returns schedule-final points only, one per run, unless `include_midrun`;
+`curves` always carry every eval, for Approach 1 and the learning-curve plot. The final
+point's loss is the final eval's, never `best_eval_loss` (a minimum over all evals).
+`run` keeps which run each point came from, for the bootstrap.
 """
 
 from __future__ import annotations
@@ -48,11 +57,14 @@ class ScalingData:
       N, D, C, L: parameters, tokens, FLOPs and loss per point [P].
       run: run index per point [P] (bootstrap resamples runs).
       run_ids: names of the runs, indexed by `run`.
-      curves: per-run learning curves [{"run_id", "N", "D", "C", "loss"}], for Approach 1
-        and the learning-curve plot (from metrics.jsonl, else evals_at_budget).
+      curves: per-run learning curves [{"run_id", "N", "D", "C", "loss"}, plus
+        "parent_run_id" for a branch], every eval, for Approach 1 and the learning-curve
+        plot (from metrics.jsonl, else evals_at_budget).
       params_kind, flops_kind: the conventions used.
       k_flops: FLOPs per parameter-token (6 for 6ND; the data's median C/(N D) if analytic).
       source: where the data came from.
+      final: bool per point [P]: the loss at the end of its own learning-rate schedule
+        (False: a mid-run eval). Approaches 2 and 3 refuse False points unless asked.
     """
 
     N: np.ndarray
@@ -66,12 +78,24 @@ class ScalingData:
     flops_kind: str
     k_flops: float
     source: str
+    final: np.ndarray = None  # set in __post_init__ to all True when not given
+
+    def __post_init__(self):
+        if self.final is None:
+            self.final = np.ones(np.shape(self.N), bool)
+        self.final = np.asarray(self.final, bool)
 
     def subset(self, keep) -> ScalingData:
         keep = np.asarray(keep)
         pick = lambda x: x[keep]
         return dataclasses.replace(
-            self, N=pick(self.N), D=pick(self.D), C=pick(self.C), L=pick(self.L), run=pick(self.run)
+            self,
+            N=pick(self.N),
+            D=pick(self.D),
+            C=pick(self.C),
+            L=pick(self.L),
+            run=pick(self.run),
+            final=pick(self.final),
         )
 
 
@@ -109,7 +133,10 @@ def from_arrays(
 
 
 def load_csv(path, *, drop_highest: int = 0) -> ScalingData:
-    """Reads a CSV with N and loss and D or C (column names matched case-insensitively)."""
+    """Reads a CSV with N and loss and D or C (column names matched case-insensitively).
+
+    Points are schedule-final unless a column `final` says otherwise (true/false, 1/0).
+    """
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -124,6 +151,10 @@ def load_csv(path, *, drop_highest: int = 0) -> ScalingData:
     get = lambda k: None if cols[k] is None else np.array([float(r[cols[k]]) for r in rows])
     run = None if cols["run"] is None else np.array([r[cols["run"]] for r in rows])
     data = from_arrays(get("N"), get("L"), D=get("D"), C=get("C"), run=run, source=str(path))
+    if "final" in lower:
+        data.final = np.array(
+            [r[lower["final"]].strip().lower() in ("1", "true", "yes") for r in rows]
+        )
     if drop_highest:
         data = data.subset(
             np.sort(np.argsort(data.L, kind="stable")[: data.L.shape[0] - drop_highest])
@@ -148,13 +179,37 @@ def read_records(path) -> tuple[list[dict], pathlib.Path]:
 
 
 def _final_loss(rec) -> float | None:
-    if rec.get("best_eval_loss") is not None:
-        return float(rec["best_eval_loss"])
+    """The run's last eval loss (not best_eval_loss: a minimum over evals is no end point)."""
     ev = rec.get("eval") or {}
     for key in ("loss", "eval_loss", "eval/loss"):
         if ev.get(key) is not None:
             return float(ev[key])
     return None
+
+
+def run_points(rec) -> list[tuple[float, float | None, float, bool]]:
+    """(tokens, analytic flops or None, loss, schedule-final) of one run record.
+
+    The last point is the run's final eval, schedule-final when the record says
+    `schedule_final` (absent: True). The others are `evals_at_budget` entries before
+    the end (mid-run); a branch leaves out its parent's, which it inherited.
+    """
+    end = float(rec.get("tokens_seen") or 0)
+    start_step = rec.get("init_from_step") if rec.get("parent_run_id") else None
+    pts = []
+    for b in rec.get("evals_at_budget") or []:
+        if b.get("eval_loss") is None or b.get("tokens") is None:
+            continue
+        if start_step is not None and b.get("step") is not None and b["step"] <= start_step:
+            continue  # the parent's eval, in the parent's record
+        if end and float(b["tokens"]) >= 0.99 * end and _final_loss(rec) is not None:
+            continue  # the final eval itself: the point below
+        pts.append((float(b["tokens"]), b.get("flops"), float(b["eval_loss"]), False))
+    loss = _final_loss(rec)
+    if loss is not None and end:
+        final = rec.get("schedule_final")
+        pts.append((end, rec.get("train_flops"), loss, True if final is None else bool(final)))
+    return pts
 
 
 def read_history(path) -> dict[str, np.ndarray] | None:
@@ -178,73 +233,103 @@ def read_history(path) -> dict[str, np.ndarray] | None:
     return {"tokens": np.array(tokens), "loss": np.array(loss)} if len(tokens) >= 2 else None
 
 
-def load_records(path, *, params="non_embedding", flops="6nd") -> ScalingData:
-    """Reads finished runs' records into points (one per budget eval, else one per run).
+def _curve(rec, base, pts, run_id, n, k) -> dict | None:
+    """The run's learning curve: metrics.jsonl evals, else its records' evals."""
+    hist = None
+    if rec.get("history"):
+        hp = pathlib.Path(rec["history"])
+        hist = read_history(hp if hp.is_absolute() else pathlib.Path(rec.get("_dir", base)) / hp)
+    if hist is None:
+        # Every eval, a branch's inherited ones from its parent's stable phase too: the
+        # curve of the same run trained from scratch.
+        evals = {
+            float(e["tokens"]): float(e["eval_loss"])
+            for e in rec.get("evals_at_budget") or []
+            if e.get("eval_loss") is not None and e.get("tokens") is not None
+        }
+        evals.update({p[0]: p[2] for p in pts})
+        if len(evals) >= 2:
+            tokens = np.array(sorted(evals))
+            hist = {"tokens": tokens, "loss": np.array([evals[t] for t in tokens])}
+    if hist is None:
+        return None
+    curve = {"run_id": run_id, "N": n, "D": hist["tokens"], "C": k * hist["tokens"]}
+    curve["loss"] = hist["loss"]
+    if rec.get("parent_run_id"):
+        curve["parent_run_id"] = str(rec["parent_run_id"])
+    return curve
+
+
+def load_records(
+    path, *, params="non_embedding", flops="6nd", include_midrun: bool = False
+) -> ScalingData:
+    """Reads finished runs' records into points: each run's schedule-final end point.
 
     Args:
       path: results.jsonl, summary.json, or a directory with results.jsonl / */summary.json.
       params: "non_embedding" or "total".
       flops: "6nd" or "analytic".
+      include_midrun: also the mid-run evals (evals_at_budget before a run's end, and the
+        end of a stable-phase WSD run), with final=False. Approaches 2 and 3 refuse them
+        unless asked; Approach 1 uses `curves`, which always carry every eval.
     """
     _check(params, flops)
     recs, base = read_records(path)
     done = [r for r in recs if r.get("status") == "done"]
     if not done:
         raise ValueError(f"{path}: none of {len(recs)} run records has status 'done'")
-    N, D, C, L, run, ids, curves = [], [], [], [], [], [], []
+    N, D, C, L, run, final, ids, curves = [], [], [], [], [], [], [], []
     for i, rec in enumerate(done):
         n = float(rec[PARAMS[params]])
         fpt = rec.get("flops_per_token") or (
             rec.get("train_flops", 0) / max(rec.get("tokens_seen", 1), 1)
         )
-        budget = [b for b in rec.get("evals_at_budget") or [] if b.get("eval_loss") is not None]
-        pts = [(float(b["tokens"]), b.get("flops"), float(b["eval_loss"])) for b in budget]
-        final = _final_loss(rec)
-        if (
-            final is not None
-            and rec.get("tokens_seen")
-            and (not pts or rec["tokens_seen"] > 1.01 * max(p[0] for p in pts))
-        ):
-            pts.append((float(rec["tokens_seen"]), rec.get("train_flops"), final))
-        for d, c, loss in pts:
+        pts = run_points(rec)
+        for d, c, loss, is_final in pts:
+            if not (is_final or include_midrun):
+                continue
             c_an = float(c) if c is not None else fpt * d
             N.append(n)
             D.append(d)
             C.append(6.0 * n * d if flops == "6nd" else c_an)
             L.append(loss)
             run.append(i)
+            final.append(is_final)
         ids.append(str(rec.get("run_id", i)))
-        hist = None
-        if rec.get("history"):
-            hp = pathlib.Path(rec["history"])
-            hist = read_history(
-                hp if hp.is_absolute() else pathlib.Path(rec.get("_dir", base)) / hp
-            )
-        if hist is None and len(pts) >= 2:
-            hist = {"tokens": np.array([p[0] for p in pts]), "loss": np.array([p[2] for p in pts])}
-        if hist is not None:
-            k = 6.0 * n if flops == "6nd" else fpt
-            curves.append(
-                {
-                    "run_id": ids[-1],
-                    "N": n,
-                    "D": hist["tokens"],
-                    "C": k * hist["tokens"],
-                    "loss": hist["loss"],
-                }
-            )
+        curve = _curve(rec, base, pts, ids[-1], n, 6.0 * n if flops == "6nd" else fpt)
+        if curve is not None:
+            curves.append(curve)
+    if not N:
+        raise ValueError(
+            f"{path}: no schedule-final points among {len(done)} finished runs (every run "
+            "ends mid-schedule, e.g. stable-phase WSD runs without their cooldown branches); "
+            "pass include_midrun=True to read the mid-run evals."
+        )
     N, D, C = np.array(N), np.array(D), np.array(C)
     k_flops = 6.0 if flops == "6nd" else float(np.median(C / (N * D)))
     return ScalingData(
-        N, D, C, np.array(L), np.array(run), ids, curves, params, flops, k_flops, str(path)
+        N,
+        D,
+        C,
+        np.array(L),
+        np.array(run),
+        ids,
+        curves,
+        params,
+        flops,
+        k_flops,
+        str(path),
+        final=np.array(final, bool),
     )
 
 
-def load(path, *, params="non_embedding", flops="6nd", drop_highest: int = 0) -> ScalingData:
-    """Loads a CSV (by suffix) or run records (anything else)."""
+def load(
+    path, *, params="non_embedding", flops="6nd", drop_highest: int = 0, include_midrun=False
+) -> ScalingData:
+    """Loads a CSV (by suffix) or run records (anything else); see `load_records`."""
     if str(path).endswith(".csv"):
         return load_csv(path, drop_highest=drop_highest)
-    data = load_records(path, params=params, flops=flops)
+    data = load_records(path, params=params, flops=flops, include_midrun=include_midrun)
     if drop_highest:
         data = data.subset(
             np.sort(np.argsort(data.L, kind="stable")[: data.L.shape[0] - drop_highest])

@@ -60,14 +60,18 @@ def _plan(spec: str) -> str:
             "label": t.label(),
             "steps": runner.planned_steps(t),
             "flops": runner.planned_flops(t),
+            # a branch starts from this trial's checkpoint (designs.wsd_branches)
+            "parent": f"{t.parent_run_id}@{t.trial.branch_step}" if t.parent_run_id else "",
         }
         for t in trials
     ]
     flops = [r["flops"] for r in rows]
     total = f"{sum(flops):.3g} FLOPs" if all(f is not None for f in flops) else "FLOPs unknown"
     steps = sum(r["steps"] or 0 for r in rows)
-    table = report.format_table(rows, ("index", "run_id", "label", "steps", "flops"))
-    return f"{table}\n\n{sweep.name}: {len(rows)} trials, {steps} steps, {total}"
+    table = report.format_table(rows, ("index", "run_id", "label", "parent", "steps", "flops"))
+    branches = sum(1 for t in trials if t.parent_run_id)
+    kinds = f" ({branches} branches of {len(rows) - branches} runs)" if branches else ""
+    return f"{table}\n\n{sweep.name}: {len(rows)} trials{kinds}, {steps} steps, {total}"
 
 
 def main(argv: list[str] | None = None) -> int:

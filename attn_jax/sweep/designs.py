@@ -6,6 +6,12 @@
 - `isoflop`: Chinchilla's Approach 2 (sec. 3.2): for each FLOP budget C, every
   size whose analytic FLOPs at the implied token count D = C / flops_per_token
   (rounded to whole steps) lands within `tolerance` of C.
+- `wsd_branches`: sizes x token budgets through warmup-stable-decay (Hagele et
+  al. 2024, arXiv 2405.18392): per size one stable-phase run and, from its
+  checkpoint at each budget's cooldown start, a short cooldown branch. Every
+  branch ends a decayed schedule, so each is a schedule-final point for
+  Approaches 2 and 3 at a fraction of a separate run's cost. `isoflop_tokens`
+  picks each size's budgets D = C / (6 N) for FLOP budgets C.
 - `lr_grid`: learning rates per size. The optimal LR shrinks with width; a
   sweep at one LR for all sizes biases the fitted exponent (Kaplan et al. 2020,
   sec. 6.1 and App. D.6), so tune per scale first.
@@ -134,21 +140,18 @@ def isoflop(
     if tokens_per_param is not None and params_fn is None:
         raise SweepSpecError("isoflop: tokens_per_param needs params_fn (size -> params).")
     lo, hi = tokens_per_param or (0.0, math.inf)
+
+    def point(size: str, budget: float) -> tuple[str, int, float] | None:
+        per_token = float(flops_fn(size))
+        tokens = max(1, round(budget / per_token / tokens_per_step)) * tokens_per_step
+        ratio = tokens / float(params_fn(size)) if params_fn else None
+        fits = abs(per_token * tokens - budget) <= tolerance * budget
+        fits = fits and min_tokens <= tokens <= max_tokens and (ratio is None or lo <= ratio <= hi)
+        return (size, tokens, per_token * tokens) if fits else None
+
     trials = []
     for budget in budgets:
-        kept = []
-        for size in sizes:
-            per_token = float(flops_fn(size))
-            steps = max(1, round(budget / per_token / tokens_per_step))
-            tokens = steps * tokens_per_step
-            flops = per_token * tokens
-            ratio = tokens / float(params_fn(size)) if params_fn else None
-            if (
-                abs(flops - budget) <= tolerance * budget
-                and min_tokens <= tokens <= max_tokens
-                and (ratio is None or lo <= ratio <= hi)
-            ):
-                kept.append((size, tokens, flops))
+        kept = [p for p in (point(size, budget) for size in sizes) if p is not None]
         if len(kept) < min_sizes_per_budget:
             raise SweepSpecError(
                 f"isoflop: budget {budget:.3g} FLOPs keeps {len(kept)} of sizes {list(sizes)} "
@@ -170,6 +173,115 @@ def isoflop(
             f"isoflop: no size of {list(sizes)} lands within {tolerance:.0%} of any budget "
             f"in {list(budgets)}."
         )
+    return trials
+
+
+def wsd_decay_start(steps: int, decay_fraction: float) -> int:
+    """attn_jax.train.optim.wsd_decay_start without JAX (a test checks they agree)."""
+    return steps - int(math.floor(decay_fraction * steps + 0.5))
+
+
+def isoflop_tokens(
+    flop_budgets: Sequence[float],
+    params_fn: Callable[[str], float],
+    *,
+    tokens_per_step: int = 1,
+    k_flops: float = 6.0,
+) -> Callable[[str], list[int]]:
+    """size -> token budgets D = C / (k N) for each FLOP budget C, in whole steps.
+
+    With `wsd_branches`, every size then has a point at every C: IsoFLOP
+    profiles (Hoffmann et al. 2022, Approach 2) with as many sizes as the sweep.
+    """
+    budgets = _nonempty("flop_budgets", flop_budgets, "isoflop_tokens")
+
+    def tokens(size: str) -> list[int]:
+        n = float(params_fn(size))
+        steps = [max(1, round(c / (k_flops * n) / tokens_per_step)) for c in budgets]
+        return [s * tokens_per_step for s in steps]
+
+    return tokens
+
+
+def wsd_branches(
+    sizes: Sequence[str],
+    token_budgets: Sequence[float] | Callable[[str], Sequence[float]],
+    *,
+    tokens_per_step: int,
+    decay_fraction: float = 0.2,
+    seeds: Sequence[int] = (0,),
+    overrides: Overrides = None,
+    flop_budgets: Sequence[float] | None = None,
+    parent_evals: bool = True,
+    tokens_key: str = TOKENS_KEY,
+    seed_key: str = SEED_KEY,
+    eval_at_key: str = EVAL_AT_KEY,
+) -> list[Trial]:
+    """Per size and seed: a stable WSD run, and a cooldown branch per token budget.
+
+    The parent runs `train.schedule=wsd` with decay_fraction 0 to the largest
+    branch step, keeping its checkpoint at each. The branch for D tokens (S
+    steps) runs wsd with `decay_fraction` f from the parent's step S - round(f S):
+    the same run as WSD to D from scratch (same LR up to there), for f S steps.
+
+    Args:
+      sizes: names from the SIZES table.
+      token_budgets: tokens per branch, the same for every size, or size -> tokens
+        (e.g. `isoflop_tokens`); rounded up to whole steps.
+      tokens_per_step: batch_size * seq_len of the trials.
+      decay_fraction: the cooldown's share of each branch's steps (Hagele et al.
+        2024: 10-20% matches a cosine run of the same length).
+      seeds, overrides, tokens_key, seed_key: as in `grid`.
+      flop_budgets: when the budgets came from `isoflop_tokens(flop_budgets, ...)`,
+        the same list: each branch is tagged with its `flop_budget`.
+      parent_evals: the parent evaluates at each branch step (`eval_at_key`): mid-run
+        points of its learning curve (Approach 1), which its branches inherit.
+      eval_at_key: the experiment's key for evals at token budgets.
+
+    Returns:
+      The parents, each followed by its branches. Tags: size, tokens, seed, role
+      ("stable" or "branch"), and a branch's branch_step (and flop_budget).
+    """
+    sizes = _nonempty("sizes", sizes, "wsd_branches")
+    seeds = _nonempty("seeds", seeds, "wsd_branches")
+    if not 0 < decay_fraction < 1:
+        raise SweepSpecError(
+            f"wsd_branches: decay_fraction must be in (0, 1), got {decay_fraction}."
+        )
+    trials = []
+    for size, seed in itertools.product(sizes, seeds):
+        budgets = token_budgets(size) if callable(token_budgets) else token_budgets
+        budgets = [float(b) for b in _nonempty(f"token_budgets[{size!r}]", budgets, "wsd_branches")]
+        steps = [max(1, math.ceil(b / tokens_per_step)) for b in budgets]
+        starts = [wsd_decay_start(s, decay_fraction) for s in steps]
+        # Each branch needs a parent step to start from and at least one cooldown step.
+        if min(starts) < 1 or any(st >= n for n, st in zip(steps, starts, strict=True)):
+            raise SweepSpecError(
+                f"wsd_branches: size {size!r}: a budget of {min(budgets):.3g} tokens is "
+                f"{min(steps)} steps, too short to branch; raise the smallest budget."
+            )
+        base = {**_extra(overrides, size), seed_key: int(seed), "train.schedule": "wsd"}
+        keep = sorted(set(starts))
+        parent_over = {
+            **base,
+            tokens_key: keep[-1] * tokens_per_step,
+            "train.decay_fraction": 0.0,
+            "train.keep_steps": tuple(keep),
+        }
+        if parent_evals:
+            parent_over[eval_at_key] = tuple(s * tokens_per_step for s in keep)
+        tags = {"size": size, "tokens": keep[-1] * tokens_per_step, "seed": int(seed)}
+        parent = Trial(f"size={size}", parent_over, {**tags, "role": "stable"})
+        trials.append(parent)
+        tagged = zip(steps, starts, flop_budgets or [None] * len(steps), strict=True)
+        for n_steps, start, flop_budget in sorted(tagged, key=lambda x: x[0]):
+            over = {**base, tokens_key: n_steps * tokens_per_step}
+            over["train.decay_fraction"] = float(decay_fraction)
+            tags = {**tags, "tokens": n_steps * tokens_per_step, "role": "branch"}
+            tags["branch_step"] = start
+            if flop_budget is not None:
+                tags["flop_budget"] = float(flop_budget)
+            trials.append(Trial(f"size={size}", over, tags, parent=parent, branch_step=start))
     return trials
 
 

@@ -6,6 +6,14 @@ stable workdir (out/trials/<run_id>, the trainer resumes on its own), crashed
 ones are retried up to `max_attempts`, and a trial held by another live process
 is waited for, never run twice at once. Diverged and failed trials are
 recorded and the sweep goes on.
+
+Branches (a trial with a parent, e.g. a WSD cooldown from
+`designs.wsd_branches`) wait until their parent is recorded as done, then
+queue: a branch only needs the parent's checkpoint at its step, but waiting
+for the whole parent keeps one rule for every executor and for reruns
+(parents of different sizes still run side by side). A parent that ends
+failed or diverged records its branches as failed, with a note naming it;
+`--retry-failed` reruns both.
 """
 
 from __future__ import annotations
@@ -25,15 +33,22 @@ POLL_SECONDS = 2.0  # how often to look at trials another process is running
 
 
 def planned_steps(trial: ResolvedTrial) -> int | None:
-    """Optimizer steps of a trial (`train.tokens` > 0 overrides `train.steps`)."""
+    """Optimizer steps a trial runs (`train.tokens` > 0 overrides `train.steps`).
+
+    A branch runs only the steps after its parent's checkpoint.
+    """
     train = trial.config.get("train")
     try:
         tokens = int(train.get("tokens", 0) or 0)
         if tokens > 0:
-            return -(-tokens // (int(train.batch_size) * int(train.seq_len)))
-        return int(train.steps)
+            steps = -(-tokens // (int(train.batch_size) * int(train.seq_len)))
+        else:
+            steps = int(train.steps)
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
+    if trial.parent_run_id is not None:
+        steps -= int(trial.trial.branch_step)
+    return steps
 
 
 def planned_flops(trial: ResolvedTrial) -> float | None:
@@ -72,6 +87,7 @@ def write_manifest(out: str, sweep: Sweep, trials: list[ResolvedTrial]) -> dict[
                 "tags": dict(t.trial.tags),
                 "planned_flops": planned_flops(t),
                 "planned_steps": planned_steps(t),
+                "parent_run_id": t.parent_run_id,
             }
             for t in trials
         ],
@@ -147,125 +163,182 @@ def run_sweep(
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
     manifest = write_manifest(out, sweep, trials)
-    by_id = {t.run_id: t for t in trials}
-    flops = {m["run_id"]: m["planned_flops"] for m in manifest["trials"]}
-    use_flops = all(f is not None for f in flops.values())
-
-    latest = store.latest_results(out)
-    queue: list[ResolvedTrial] = []
-    for t in trials:
-        record = latest.get(t.run_id)
-        if record is None or (retry_failed and record.get("status") == "failed"):
-            if record is not None:
-                worker.reset_attempts(out, t.run_id)
-            queue.append(t)
-    done_ids = {t.run_id for t in trials} - {t.run_id for t in queue}
-    if use_flops:  # longest first: the shortest makespan on parallel workers, and no big run last
-        queue.sort(key=lambda t: -flops[t.run_id])
-
-    unit_total = sum(flops.values()) if use_flops else len(trials)
-    bar = tqdm(
-        total=unit_total,
-        initial=sum(flops[i] for i in done_ids) if use_flops else len(done_ids),
-        unit="FLOP" if use_flops else "trial",
-        unit_scale=use_flops,
-        desc=f"{sweep.name}",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-
-    def note(message: str) -> None:
-        if progress:
-            tqdm.write(message)
-
-    def finish(t: ResolvedTrial, status: str, record: Mapping | None, extra: str = "") -> None:
-        done_ids.add(t.run_id)
-        bar.update(flops[t.run_id] if use_flops else 1)
-        bar.set_postfix_str(f"trials {len(done_ids)}/{len(trials)}")
-        note(_line(status, t, record, extra))
-
-    bar.set_postfix_str(f"trials {len(done_ids)}/{len(trials)}")
-    note(
-        f"sweep {sweep.name!r}: {len(trials)} trials, {len(done_ids)} recorded, "
-        f"{len(queue)} to run on {executor} -> {out}"
-    )
+    run = _SweepRun(sweep, out, trials, manifest, trainer, max_attempts, progress)
+    run.plan(retry_failed)
     pool = executors.make_executor(executor, workers, **dict(executor_options or {}))
-    inflight: dict[concurrent.futures.Future, ResolvedTrial] = {}
-    waiting: list[ResolvedTrial] = []  # held by another live process
-    deaths: dict[str, int] = {}  # worker processes lost per trial
+    run.note(
+        f"sweep {sweep.name!r}: {len(trials)} trials, {len(run.done_ids)} recorded, "
+        f"{len(run.queue) + sum(map(len, run.blocked.values()))} to run on {executor} -> {out}"
+    )
     try:
-        while queue or inflight or (waiting and wait):
-            while queue and len(inflight) < pool.capacity:
-                t = queue.pop(0)
-                if store.running_pid(out, t.run_id) is not None:
-                    waiting.append(t)
-                    continue
-                note(_line("start", t, None, f"attempt {worker.attempts(out, t.run_id) + 1}"))
-                task = _task(out, sweep, t, trainer, max_attempts)
-                inflight[pool.submit(task)] = t
-            if not inflight:
-                if waiting and wait:
-                    time.sleep(POLL_SECONDS)
-                    waiting = _poll_waiting(out, waiting, queue, finish)
-                continue
-            ready, _ = concurrent.futures.wait(
-                inflight, timeout=POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            for future in ready:
-                t = inflight.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as e:  # the worker process itself died
-                    outcome = {"status": "retry", "error": f"{type(e).__name__}: {e}"}
-                    # Counted here too: a worker may die before it counts its attempt.
-                    deaths[t.run_id] = deaths.get(t.run_id, 0) + 1
-                    tries = max(worker.attempts(out, t.run_id), deaths[t.run_id])
-                    if tries >= max_attempts:
-                        record = worker.failed_record(
-                            _task(out, sweep, t, trainer, max_attempts), outcome["error"], tries
-                        )
-                        store.append_result(out, record)
-                        outcome = {"status": "failed", "record": record}
-                _handle(t, outcome, queue, waiting, finish, note)
-            waiting = _poll_waiting(out, waiting, queue, finish)
+        run.loop(pool, wait)
     finally:
-        for future in inflight:
+        for future in run.inflight:
             future.cancel()
         pool.shutdown()
-        bar.close()
-
+        run.bar.close()
     latest = store.latest_results(out)
-    return [latest[t.run_id] for t in trials if t.run_id in latest and t.run_id in by_id]
+    return [latest[t.run_id] for t in trials if t.run_id in latest]
 
 
-def _handle(t, outcome, queue, waiting, finish, note) -> None:
-    status = outcome["status"]
-    if status in store.TERMINAL or status == "skipped":
-        record = outcome.get("record")
-        finish(t, record.get("status", status) if record else status, record)
-    elif status == "retry":
-        error = (outcome.get("error") or "").strip().splitlines()
-        note(_line("crashed", t, None, (error[-1] if error else "") + " (will retry)"))
-        queue.append(t)
-    elif status == "busy":
-        waiting.append(t)
-    elif status == "preempted":  # asked to stop (SIGTERM, time limit): launch nothing new
-        note(_line("preempted", t, None, "stopping; rerun the sweep to resume"))
-        queue.clear()
+class _SweepRun:
+    """The state of one `run_sweep` call: what is queued, blocked, in flight, done."""
 
+    def __init__(self, sweep, out, trials, manifest, trainer, max_attempts, progress):
+        self.sweep, self.out, self.trials = sweep, out, trials
+        self.trainer, self.max_attempts, self.progress = trainer, max_attempts, progress
+        self.flops = {m["run_id"]: m["planned_flops"] for m in manifest["trials"]}
+        self.use_flops = all(f is not None for f in self.flops.values())
+        self.queue: list[ResolvedTrial] = []
+        self.blocked: dict[str, list[ResolvedTrial]] = {}  # parent run id -> its branches
+        self.inflight: dict[concurrent.futures.Future, ResolvedTrial] = {}
+        self.waiting: list[ResolvedTrial] = []  # held by another live process
+        self.deaths: dict[str, int] = {}  # worker processes lost per trial
+        self.done_ids: set[str] = set()
+        self.bar = None
 
-def _poll_waiting(out, waiting, queue, finish) -> list[ResolvedTrial]:
-    """Trials another process held: recorded now, freed (run them here), or still held."""
-    if not waiting:
-        return waiting
-    latest = store.latest_results(out)
-    still = []
-    for t in waiting:
-        record = latest.get(t.run_id)
-        if record is not None and record.get("status") in store.TERMINAL:
-            finish(t, record["status"], record, "(ran elsewhere)")
-        elif store.running_pid(out, t.run_id) is None:
-            queue.append(t)
+    def note(self, message: str) -> None:
+        if self.progress:
+            tqdm.write(message)
+
+    def task(self, t: ResolvedTrial) -> worker.TrialTask:
+        return _task(self.out, self.sweep, t, self.trainer, self.max_attempts)
+
+    def plan(self, retry_failed: bool) -> None:
+        """Sorts trials into recorded, queued, and branches blocked on their parent."""
+        latest = store.latest_results(self.out)
+        todo = []
+        for t in self.trials:
+            record = latest.get(t.run_id)
+            if record is None or (retry_failed and record.get("status") == "failed"):
+                if record is not None:
+                    worker.reset_attempts(self.out, t.run_id)
+                todo.append(t)
+        self.done_ids = {t.run_id for t in self.trials} - {t.run_id for t in todo}
+        pending = {t.run_id for t in todo}
+        orphans = []
+        for t in todo:
+            parent = t.parent_run_id
+            if parent is None or (parent not in pending and _status(latest, parent) == "done"):
+                self.queue.append(t)
+            elif parent in pending:
+                self.blocked.setdefault(parent, []).append(t)
+            else:  # the parent ended failed or diverged and is not being retried
+                orphans.append((t, _status(latest, parent)))
+        self._sort()
+        unit_total = sum(self.flops.values()) if self.use_flops else len(self.trials)
+        done = self.done_ids
+        self.bar = tqdm(
+            total=unit_total,
+            initial=sum(self.flops[i] for i in done) if self.use_flops else len(done),
+            unit="FLOP" if self.use_flops else "trial",
+            unit_scale=self.use_flops,
+            desc=f"{self.sweep.name}",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        self.bar.set_postfix_str(f"trials {len(done)}/{len(self.trials)}")
+        for t, status in orphans:
+            self._fail_branch(t, t.parent_run_id, status)
+
+    def _sort(self) -> None:
+        if self.use_flops:  # longest first: the shortest makespan, and no big run last
+            self.queue.sort(key=lambda t: -self.flops[t.run_id])
+
+    def finish(self, t: ResolvedTrial, status: str, record, extra: str = "") -> None:
+        """Counts a recorded trial and releases (or fails) the branches waiting on it."""
+        self.done_ids.add(t.run_id)
+        self.bar.update(self.flops[t.run_id] if self.use_flops else 1)
+        self.bar.set_postfix_str(f"trials {len(self.done_ids)}/{len(self.trials)}")
+        self.note(_line(status, t, record, extra))
+        children = self.blocked.pop(t.run_id, [])
+        if status == "done":
+            self.queue.extend(children)
+            self._sort()
         else:
-            still.append(t)
-    return still
+            for child in children:
+                self._fail_branch(child, t.run_id, status)
+
+    def _fail_branch(self, t: ResolvedTrial, parent: str, status: str | None) -> None:
+        error = (
+            f"not run: its parent trial {parent} ended {status or 'without a record'}, so "
+            "there is no checkpoint to branch from; fix the parent and rerun with --retry-failed."
+        )
+        record = worker.failed_record(self.task(t), error, 0)
+        store.append_result(self.out, record)
+        self.finish(t, "failed", record, f"parent {parent} {status}")
+
+    def launch(self, pool) -> None:
+        while self.queue and len(self.inflight) < pool.capacity:
+            t = self.queue.pop(0)
+            if store.running_pid(self.out, t.run_id) is not None:
+                self.waiting.append(t)
+                continue
+            attempt = worker.attempts(self.out, t.run_id) + 1
+            self.note(_line("start", t, None, f"attempt {attempt}"))
+            self.inflight[pool.submit(self.task(t))] = t
+
+    def loop(self, pool, wait: bool) -> None:
+        while self.queue or self.inflight or (self.waiting and wait):
+            self.launch(pool)
+            if not self.inflight:
+                if self.waiting and wait:
+                    time.sleep(POLL_SECONDS)
+                    self.poll_waiting()
+                continue
+            ready, _ = concurrent.futures.wait(
+                self.inflight, timeout=POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in ready:
+                t = self.inflight.pop(future)
+                self.handle(t, self.outcome(t, future))
+            self.poll_waiting()
+
+    def outcome(self, t: ResolvedTrial, future) -> dict[str, Any]:
+        try:
+            return future.result()
+        except Exception as e:  # the worker process itself died
+            outcome = {"status": "retry", "error": f"{type(e).__name__}: {e}"}
+            # Counted here too: a worker may die before it counts its attempt.
+            self.deaths[t.run_id] = self.deaths.get(t.run_id, 0) + 1
+            tries = max(worker.attempts(self.out, t.run_id), self.deaths[t.run_id])
+            if tries >= self.max_attempts:
+                record = worker.failed_record(self.task(t), outcome["error"], tries)
+                store.append_result(self.out, record)
+                outcome = {"status": "failed", "record": record}
+            return outcome
+
+    def handle(self, t: ResolvedTrial, outcome: Mapping[str, Any]) -> None:
+        status = outcome["status"]
+        if status in store.TERMINAL or status == "skipped":
+            record = outcome.get("record")
+            self.finish(t, record.get("status", status) if record else status, record)
+        elif status == "retry":
+            error = (outcome.get("error") or "").strip().splitlines()
+            self.note(_line("crashed", t, None, (error[-1] if error else "") + " (will retry)"))
+            self.queue.append(t)
+        elif status == "busy":
+            self.waiting.append(t)
+        elif status == "preempted":  # asked to stop (SIGTERM, time limit): launch nothing new
+            self.note(_line("preempted", t, None, "stopping; rerun the sweep to resume"))
+            self.queue.clear()
+
+    def poll_waiting(self) -> None:
+        """Trials another process held: recorded now, freed (run them here), or still held."""
+        if not self.waiting:
+            return
+        latest = store.latest_results(self.out)
+        still = []
+        for t in self.waiting:
+            record = latest.get(t.run_id)
+            if record is not None and record.get("status") in store.TERMINAL:
+                self.finish(t, record["status"], record, "(ran elsewhere)")
+            elif store.running_pid(self.out, t.run_id) is None:
+                self.queue.append(t)
+            else:
+                still.append(t)
+        self.waiting = still
+
+
+def _status(latest: Mapping[str, Mapping[str, Any]], run_id: str) -> str | None:
+    return (latest.get(run_id) or {}).get("status")

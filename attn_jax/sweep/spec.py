@@ -41,11 +41,20 @@ class Trial:
       overrides: dotted config keys -> values, applied after `get_config(arg)`.
       tags: labels for tables and analysis (size, tokens, flop_budget, lr, ...);
         they do not enter the run id.
+      parent: makes this trial a branch: it starts from `parent`'s checkpoint at
+        `branch_step` (a WSD cooldown, attn_jax.train.branch). The parent must
+        be a trial of the same sweep, listed before it; `resolve` puts the
+        parent's run id and the step into `branch_keys` (so they enter the run id).
+      branch_step: the parent's step this branch starts from.
+      branch_keys: the experiment's config keys for the parent and the step.
     """
 
     arg: str = ""
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     tags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    parent: Trial | None = None
+    branch_step: int = 0
+    branch_keys: tuple[str, str] = ("train.init_from", "train.init_from_step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +86,7 @@ class ResolvedTrial:
     trial: Trial
     experiment: str  # "path:arg" actually loaded
     config: ml_collections.ConfigDict
+    parent_run_id: str | None = None  # a branch's parent (see Trial.parent)
 
     def label(self) -> str:
         """A short human label from the tags, e.g. "size=xs tokens=2e+05"."""
@@ -201,6 +211,7 @@ def resolve(
     sizes = default_sizes(path) if sizes is None else sizes
     out: list[ResolvedTrial] = []
     seen: dict[str, int] = {}
+    resolved: list[tuple[Trial, str]] = []  # (trial, run id): a branch finds its parent here
     for index, trial in enumerate(sweep.trials):
         if not isinstance(trial, Trial):
             raise SweepSpecError(
@@ -213,16 +224,27 @@ def resolve(
                 f"{where}: unknown size {size!r}; valid sizes: {', '.join(sizes)}."
             )
         experiment = f"{path}:{merge_args(base_arg, trial.arg)}"
+        overrides, parent_id = dict(trial.overrides), None
+        if trial.parent is not None:
+            parent_id = next((i for t, i in resolved if t == trial.parent), None)
+            if parent_id is None:
+                raise SweepSpecError(
+                    f"{where}: its parent ({trial.parent.arg}, {dict(trial.parent.overrides)}) "
+                    "is not a trial listed before it; add the parent to the sweep first."
+                )
+            init_key, step_key = trial.branch_keys
+            overrides.update({init_key: parent_id, step_key: int(trial.branch_step)})
         try:
             config = load(experiment)
-            config = configs.apply_overrides(config, dict(trial.overrides))
+            config = configs.apply_overrides(config, overrides)
         except KeyError as e:  # apply_overrides names the key and its valid siblings
             raise SweepSpecError(f"{where}: {e.args[0] if e.args else e}") from e
         except (ValueError, TypeError, AttributeError) as e:
             raise SweepSpecError(f"{where}: {e}") from e
         run_id = configs.config_hash(config)
+        resolved.append((trial, run_id))
         if run_id in seen:
             continue  # e.g. a grid and an IsoFLOP design that share a point
         seen[run_id] = index
-        out.append(ResolvedTrial(len(out), run_id, trial, experiment, config))
+        out.append(ResolvedTrial(len(out), run_id, trial, experiment, config, parent_id))
     return out

@@ -9,6 +9,12 @@ failure modes the runner must survive:
   crash_attempts: raise on the first this-many attempts (counts starts)
   diverge: report status "diverged" with a NaN loss
   hard_exit: kill the process outright (as an OOM kill or a segfault would)
+  pause_at_step, notify_fifo: on its first start, after checkpointing step
+    `pause_at_step`, write "paused" to the FIFO `notify_fifo` and block until
+    killed (so a test kills mid-trial on an event, not after a guessed time)
+A branch (`train.init_from`, a sibling run id, and `train.init_from_step`)
+starts at that step when its own checkpoint is missing, after checking the
+parent got there; its record names the parent, as the real loop's does.
 It appends one line per start to workdir/starts.log ("<resumed-from-step>").
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -32,6 +39,35 @@ def fake_loss(d_model: int, step: int, lr: float = 1e-3) -> float:
     return 1.7 + 40.0 / n**0.34 + 8.0 / max(step, 1) ** 0.28 + lr_penalty
 
 
+def _branch_start(train: ml_collections.ConfigDict, workdir: str) -> dict[str, int]:
+    parent = str(train.get("init_from", "") or "")
+    if not parent:
+        return {"step": 0}
+    step = int(train.init_from_step)
+    parent_ckpt = os.path.join(os.path.dirname(workdir), parent, "checkpoints", "state.json")
+    if store.read_json(parent_ckpt, {"step": -1})["step"] < step:
+        raise FileNotFoundError(f"fake branch: parent {parent} never reached step {step}")
+    return {"step": step}
+
+
+def _branch_fields(train: ml_collections.ConfigDict, diverged: bool) -> dict[str, Any]:
+    schedule = str(train.get("schedule", "cosine"))
+    decayed = schedule == "cosine" or (schedule == "wsd" and float(train.decay_fraction) > 0)
+    parent = str(train.get("init_from", "") or "") or None
+    return {
+        "schedule": schedule,
+        "schedule_final": decayed and not diverged,
+        "parent_run_id": parent,
+        "init_from_step": int(train.init_from_step) if parent else None,
+    }
+
+
+def _pause(fifo: str) -> None:
+    with open(fifo, "w") as f:  # the test holds the read end open
+        f.write("paused\n")
+    threading.Event().wait()  # until the test kills the process
+
+
 def fake_train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Trains nothing, convincingly; see the module docstring."""
     fake = config.get("fake", ml_collections.ConfigDict())
@@ -41,7 +77,7 @@ def fake_train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
     d_model = int(config.model.d_model)
     lr = float(config.train.lr)
     ckpt = os.path.join(workdir, "checkpoints", "state.json")
-    state = store.read_json(ckpt, {"step": 0})
+    state = store.read_json(ckpt, None) or _branch_start(config.train, workdir)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "starts.log"), "a") as f:
         f.write(f"{state['step']}\n")
@@ -62,6 +98,8 @@ def fake_train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
         with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
             loss = fake_loss(d_model, state["step"], lr)
             f.write(json.dumps({"step": state["step"], "train_loss": loss}) + "\n")
+        if starts == 1 and state["step"] == int(fake.get("pause_at_step", 0) or 0):
+            _pause(str(fake.notify_fifo))
 
     params = 12 * d_model * d_model * int(config.model.num_layers)
     diverged = bool(fake.get("diverge", False))
@@ -87,6 +125,7 @@ def fake_train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
         "wall_seconds": time.time() - begin,
         "evals_at_budget": [],
         "history": os.path.join(workdir, "metrics.jsonl"),
+        **_branch_fields(config.train, diverged),
     }
     store.write_json_atomic(os.path.join(workdir, "summary.json"), record)
     return record

@@ -28,7 +28,18 @@ def get_config(arg=None):
         dict(steps=3 if arg.smoke else 5, tokens=0, batch_size=2, seq_len=8, lr=1e-3)
     )
     config.train.eval_at_tokens = ()
+    # The WSD branch keys of experiments/lm.py (attn_jax.sweep.designs.wsd_branches).
+    config.train.update(
+        schedule="cosine", decay_fraction=0.2, keep_steps=(), init_from="", init_from_step=0
+    )
     config.fake = ml_collections.ConfigDict(
-        dict(step_seconds=0.0, crash_attempts=0, diverge=False, hard_exit=False)
+        dict(
+            step_seconds=0.0,
+            crash_attempts=0,
+            diverge=False,
+            hard_exit=False,
+            pause_at_step=0,
+            notify_fifo="",
+        )
     )
     return config

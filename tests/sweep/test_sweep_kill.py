@@ -1,25 +1,33 @@
 """A sweep killed with SIGKILL mid-trial and rerun: every trial exactly once, nothing lost.
 
-The sweep CLI runs in a subprocess with the fake trainer (`fake.step_seconds`
-makes each trial take a moment); the test waits until results.jsonl has a line
-and the next trial has checkpointed a step, kills, reruns, and checks.
+The sweep CLI runs in a subprocess with the fake trainer, one worker, trials
+in spec order (the fake has no FLOP counts to sort by): xs, s, m. Trial s
+pauses on its first start after checkpointing step 3 and says so through a
+FIFO (`fake.pause_at_step`): the test kills on that event, so exactly one
+trial (xs) is recorded and one (s) is mid-way, on
+every machine, however loaded. Then it reruns and checks.
 """
 
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from sweep_helpers import FAKE_TRAINER, REPO, write_spec
 
 from attn_jax.sweep import store
 
-SPEC = (
-    "Sweep('killme', EXPERIMENT, designs.grid(['xs', 's', 'm'], [160], "
-    "overrides={'fake.step_seconds': 0.05}))"
-)  # 3 trials x 10 steps x 0.05 s
+PAUSE_STEP = 3
+
+
+def _spec(fifo):
+    pause = {"fake.pause_at_step": PAUSE_STEP, "fake.notify_fifo": str(fifo)}
+    return (
+        "Sweep('killme', EXPERIMENT, designs.grid(['xs', 's', 'm'], [160], "
+        f"overrides=lambda size: {pause!r} if size == 's' else {{}}))"
+    )  # 3 trials x 10 steps
 
 
 def _cli(spec, out, executor, log, **popen):
@@ -42,44 +50,41 @@ def _cli(spec, out, executor, log, **popen):
         return subprocess.Popen(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, **popen)
 
 
-def _wait_for(condition, proc, log, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
+def _wait_for_pause(fifo_fd, proc, log):
+    """Blocks until the paused trial writes to the FIFO (or the sweep ends: a failure)."""
+    for _ in range(300):  # each wait ends early on the event; 300 s in all at most
+        readable, _, _ = select.select([fifo_fd], [], [], 1.0)
+        if readable:
+            assert os.read(fifo_fd, 64).startswith(b"paused")
+            return
         if proc.poll() is not None:
-            pytest.fail(f"sweep ended before the kill:\n{log.read_text()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("timed out waiting for the sweep to make progress")
-        time.sleep(0.02)  # polling a file another process writes
-
-
-def _mid_trial(out):
-    """results.jsonl has >= 1 line and some unrecorded trial has checkpointed a step."""
-    records = store.read_results(str(out))
-    if not records:
-        return False
-    done = {r["run_id"] for r in records}
-    trials = os.path.join(out, "trials")
-    for run_id in os.listdir(trials):
-        state = store.read_json(os.path.join(trials, run_id, "checkpoints", "state.json"), {})
-        if run_id not in done and state.get("step", 0) >= 1:
-            return True
-    return False
+            pytest.fail(f"sweep ended before the trial paused:\n{log.read_text()}")
+    proc.kill()
+    pytest.fail("the trial never paused")
 
 
 @pytest.mark.parametrize("executor", ["inline", "local"])
 def test_sigkill_mid_trial_then_rerun(tmp_path, executor):
-    spec = write_spec(tmp_path / "spec.py", SPEC)
+    fifo = tmp_path / "paused.fifo"
+    os.mkfifo(fifo)
+    # O_RDWR: the read end never sees EOF, and the trial's open for writing never blocks.
+    fifo_fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    spec = write_spec(tmp_path / "spec.py", _spec(fifo))
     out = tmp_path / "out"
-    # A new session, so the kill takes the whole tree, as a lost machine would.
     log = tmp_path / "log.txt"
+    # A new session, so the kill takes the whole tree, as a lost machine would.
     proc = _cli(spec, out, executor, log, start_new_session=True)
-    _wait_for(lambda: _mid_trial(str(out)), proc, log)
+    try:
+        _wait_for_pause(fifo_fd, proc, log)
+    finally:
+        os.close(fifo_fd)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = (out / "results.jsonl").read_bytes()
     finished = before.count(b"\n")
-    assert 1 <= finished < 3
+    (first,) = store.read_results(str(out))
+    assert finished == 1
+    assert first["sweep"]["tags"]["size"] == "xs"
     with open(out / "results.jsonl", "ab") as f:
         f.write(b'{"run_id": "torn-by-the-kill", "sta')  # and a half-written line
 
@@ -99,4 +104,5 @@ def test_sigkill_mid_trial_then_rerun(tmp_path, executor):
     for r in resumed:
         with open(os.path.join(store.trial_dir(str(out), r["run_id"]), "starts.log")) as f:
             starts = [int(x) for x in f.read().split()]
-        assert starts[0] == 0 and starts[1] >= 1
+        assert starts == [0, PAUSE_STEP]
+    assert [r["sweep"]["tags"]["size"] for r in records] == ["xs", "s", "m"]

@@ -16,16 +16,45 @@ def _in_repo(monkeypatch):
     monkeypatch.chdir(REPO)
 
 
-def test_demo_is_six_sizes_by_two_budgets():
+def test_demo_is_isoflop_profiles_of_wsd_branches():
+    import numpy as np
+
+    from attn_jax.train import flops
+
     trials = resolve(load_sweep("sweeps/demo.py"))
-    sizes = {t.trial.tags["size"] for t in trials}
-    budgets = {t.trial.tags["tokens"] for t in trials}
-    assert len(sizes) >= 6 and sizes <= set(SIZES)
-    assert len(budgets) >= 2
-    assert len(trials) == len(sizes) * len(budgets)
+    by_id = {t.run_id: t for t in trials}
+    branches = [t for t in trials if t.parent_run_id is not None]
+    assert branches and len(trials) == len(branches) + len({t.trial.tags["size"] for t in trials})
+    profiles: dict[float, set[str]] = {}
+    n_of, d_all, depths = {}, [], set()
     for t in trials:
-        assert t.config.model.size == t.trial.tags["size"]
-        assert t.config.model.d_model == SIZES[t.trial.tags["size"]]["d_model"]
+        size = t.trial.tags["size"]
+        assert t.config.model.size == size and size in SIZES
+        assert t.config.model.d_model == SIZES[size]["d_model"]
+        assert t.config.train.schedule == "wsd"
+        n_of[size] = flops.param_counts(t.config.model)["non_embedding"]
+        depths.add(t.config.model.num_layers)
+    for b in branches:
+        parent = by_id[b.parent_run_id]
+        assert parent.trial.tags["size"] == b.trial.tags["size"]
+        assert parent.config.train.decay_fraction == 0.0 and b.config.train.decay_fraction == 0.2
+        assert b.trial.branch_step in parent.config.train.keep_steps
+        profiles.setdefault(b.trial.tags["flop_budget"], set()).add(b.trial.tags["size"])
+        d_all.append(b.trial.tags["tokens"])
+        # Long enough to leave a byte LM's early plateau (shorter runs sat off the law).
+        per_step = b.config.train.batch_size * b.config.train.seq_len
+        assert b.trial.tags["tokens"] >= 384 * per_step, b.trial.tags
+        # D = C / (6 N), to a whole step
+        c = 6 * n_of[b.trial.tags["size"]] * b.trial.tags["tokens"]
+        assert abs(c / b.trial.tags["flop_budget"] - 1) < 0.05
+    # The acceptance design: >= 3 budgets of >= 5 sizes (and a parabola's 3 at
+    # every budget), N and D over 1.5 decades.
+    assert sum(len(s) >= 5 for s in profiles.values()) >= 3
+    assert all(len(s) >= 3 for s in profiles.values())
+    assert np.log10(max(n_of.values()) / min(n_of.values())) >= 1.5
+    assert np.log10(max(d_all) / min(d_all)) >= 1.5
+    # One depth rule: a 1 -> 2 layer switch inside the ladder is a kink in L(N).
+    assert len(depths) == 1
 
 
 def test_lm_scaling_stages_resolve(capsys):
@@ -48,7 +77,7 @@ def test_lm_scaling_stages_resolve(capsys):
 
 def test_unknown_lm_size_fails_before_training(tmp_path):
     sweep = Sweep("bad", "experiments/lm.py", [Trial("size=s"), Trial("size=xxxl")])
-    with pytest.raises(SweepSpecError, match="unknown size 'xxxl'; valid sizes: 6xs"):
+    with pytest.raises(SweepSpecError, match="unknown size 'xxxl'; valid sizes: .*6xs"):
         run_sweep(sweep, str(tmp_path), progress=False)
     assert not os.path.exists(tmp_path / "trials")
 

@@ -73,8 +73,10 @@ def test_crash_is_retried_then_recorded_as_failed_and_the_sweep_goes_on(tmp_path
     )
     records = _run(sweep, tmp_path, max_attempts=2)
     by_case = {r["sweep"]["tags"]["case"]: r for r in records}
-    assert by_case["flaky"]["status"] == "done" and by_case["flaky"]["attempt"] == 2
-    assert by_case["broken"]["status"] == "failed" and by_case["broken"]["attempt"] == 2
+    assert by_case["flaky"]["status"] == "done"
+    assert by_case["flaky"]["attempt"] == 2
+    assert by_case["broken"]["status"] == "failed"
+    assert by_case["broken"]["attempt"] == 2
     assert "fake crash on start 2" in by_case["broken"]["error"]
     assert by_case["diverges"]["status"] == "diverged"
     assert by_case["diverges"]["final_train_loss"] is None

@@ -59,7 +59,7 @@ def test_duplicate_trials_resolve_once():
 
 
 @pytest.mark.parametrize(
-    "trials, message",
+    ("trials", "message"),
     [
         ([], "has no trials"),
         ([Trial("size=xxl")], "unknown size 'xxl'; valid sizes: xs, s, m, l"),
