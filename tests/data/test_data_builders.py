@@ -37,8 +37,10 @@ def test_any_tfds_name_through_the_config(tmp_path):
         train_iter, eval_batches_fn = make_lm_data(config, batch_size=4, seq_len=16, seed=0)
         batch = next(train_iter)
         evals = eval_batches_fn()
-    assert batch["inputs"].shape == (4, 16) and batch["inputs"].max() < 256
-    assert len(evals) == 2 and evals[0]["targets"].shape == (4, 16)
+    assert batch["inputs"].shape == (4, 16)
+    assert batch["inputs"].max() < 256
+    assert len(evals) == 2
+    assert evals[0]["targets"].shape == (4, 16)
 
 
 def test_missing_text_key_lists_the_fields(tmp_path):

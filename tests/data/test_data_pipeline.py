@@ -117,8 +117,10 @@ def test_eval_windows_are_fixed_non_overlapping_and_capped():
     capped = make_eval_batches(POSITIONS, batch_size=4, seq_len=T, max_batches=3)
     assert len(capped) == 3
     flat = sum((starts(b) for b in capped), [])
-    assert flat == sorted(flat) and len(set(flat)) == 12
-    assert all(s % T == 0 for s in flat) and min(np.diff(flat)) >= T  # non-overlapping
+    assert flat == sorted(flat)
+    assert len(set(flat)) == 12
+    assert all(s % T == 0 for s in flat)
+    assert min(np.diff(flat)) >= T
     assert flat[-1] > len(POSITIONS) * 0.8  # spread over the whole held-out stream
     again = make_eval_batches(POSITIONS, batch_size=4, seq_len=T, max_batches=3)
     assert [starts(b) for b in again] == [starts(b) for b in capped]

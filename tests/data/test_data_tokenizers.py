@@ -12,7 +12,8 @@ ODD_TEXT = "First Witch:\nWhen  shall we\tthree meet again?\n\n  Ça va — 日�
 def test_byte_round_trip():
     tok = ByteTokenizer()
     ids = tok.encode(ODD_TEXT)
-    assert ids.dtype == np.uint8 and len(ids) == len(ODD_TEXT.encode())
+    assert ids.dtype == np.uint8
+    assert len(ids) == len(ODD_TEXT.encode())
     assert tok.decode(ids) == ODD_TEXT
     assert tok.decode(list(ids.astype(np.int32))) == ODD_TEXT
     assert get_tokenizer(default_data_config()).vocab_size == 256
@@ -38,7 +39,8 @@ def test_sentencepiece_trains_and_round_trips(tmp_path, small_text):
     tok = train_sentencepiece(small_text.splitlines(), tmp_path / "sp.model", vocab_size=400)
     assert tok.vocab_size == 400
     ids = tok.encode(small_text[:5000])
-    assert ids.dtype == np.int32 and ids.max() < 400
+    assert ids.dtype == np.int32
+    assert ids.max() < 400
     assert len(ids) < 5000 * 0.7  # subwords: fewer tokens than bytes
     assert tok.decode(ids) == small_text[:5000]
     assert tok.decode(tok.encode(ODD_TEXT)) == ODD_TEXT  # byte fallback, spaces kept
@@ -55,7 +57,8 @@ def test_sentencepiece_is_cached_in_data_dir(tmp_path, small_text):
 
     tok = get_tokenizer(config, training_text=training_text)
     path = tmp_path / "tokenizers" / "shakespeare-train-sp400.model"
-    assert tok.model_path == path and path.exists()
+    assert tok.model_path == path
+    assert path.exists()
     again = get_tokenizer(config, training_text=training_text)
     assert calls == [1], "the cached model must be reused, not retrained"
     assert again.encode(ODD_TEXT).tolist() == tok.encode(ODD_TEXT).tolist()

@@ -221,7 +221,8 @@ def test_fully_masked_rows_are_zero_with_finite_grads():
 
     out, weights = dpa(q, k, v, mask=mask, return_weights=True)
     out, weights = np.asarray(out), np.asarray(weights)
-    assert np.all(out[0, 3] == 0) and np.all(out[1] == 0)
+    assert np.all(out[0, 3] == 0)
+    assert np.all(out[1] == 0)
     assert np.all(weights[0, :, 3] == 0)
     grads = [np.asarray(g) for g in jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(q, k, v)]
     assert all(np.all(np.isfinite(g)) for g in grads)
@@ -242,7 +243,8 @@ def test_bfloat16_inputs_softmax_in_float32():
     # Large logits: a bf16 softmax would lose the runner-up keys entirely.
     q16, k16, v16 = (x.astype(jnp.bfloat16) for x in (4 * q, k, v))  # NumPy, via ml_dtypes
     out, weights = dpa(q16, k16, v16, return_weights=True)
-    assert out.dtype == jnp.bfloat16 and weights.dtype == jnp.float32
+    assert out.dtype == jnp.bfloat16
+    assert weights.dtype == jnp.float32
     want, want_w = reference_attention(*(np.asarray(x, np.float64) for x in (q16, k16, v16)))
     np.testing.assert_allclose(weights, want_w, atol=1e-5)
     np.testing.assert_allclose(np.asarray(out, np.float32), want, atol=2e-2)
@@ -345,6 +347,6 @@ def test_cross_attention_shapes_and_bias_gradient():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("K", [4, 2, 1])
-@pytest.mark.parametrize("T_,S_", [(1, 64), (37, 50), (64, 64)])
+@pytest.mark.parametrize(("T_", "S_"), [(1, 64), (37, 50), (64, 64)])
 def test_cross_attention_larger_shapes(K, T_, S_):
     _check_cross(K, T_, S_, seed=K + T_)

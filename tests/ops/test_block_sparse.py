@@ -8,7 +8,7 @@ from attn_jax.ops.masks import MaskSpec
 
 
 @pytest.mark.parametrize(
-    "spec,q_offset",
+    ("spec", "q_offset"),
     [
         (MaskSpec(block=4, stride=3), 0),
         (MaskSpec(causal=True, block=4, stride=3), 5),

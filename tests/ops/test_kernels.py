@@ -54,7 +54,7 @@ def _fwd_and_grads(fn, q, k, v, dout):
 
 
 @pytest.mark.parametrize(
-    "case,head", FAST + SLOW, ids=lambda x: x if isinstance(x, str) else f"{x[0]}-{x[1]}"
+    ("case", "head"), FAST + SLOW, ids=lambda x: x if isinstance(x, str) else f"{x[0]}-{x[1]}"
 )
 def test_exact_kernel_matches_reference(case, head):
     kernel, spec, opts = case

@@ -16,7 +16,7 @@ CAUSAL = MaskSpec(causal=True)
 
 
 @pytest.mark.parametrize(
-    "platform,kwargs,impl,why",
+    ("platform", "kwargs", "impl", "why"),
     [
         ("cpu", dict(dtype=F32, T=512, S=512, head_dim=64, spec=CAUSAL), "blockwise", "cpu"),
         ("gpu", dict(dtype=BF16, T=512, S=512, head_dim=64, spec=CAUSAL), "cudnn", "applies"),

@@ -94,7 +94,8 @@ def test_chunked_decoding_with_rope_alibi_and_window():
 
 def test_update_cache_and_decode_mask():
     cache = init_cache(1, 6, 1, 2)
-    assert cache.k_BSKH.shape == (1, 6, 1, 2) and int(cache.index) == 0
+    assert cache.k_BSKH.shape == (1, 6, 1, 2)
+    assert int(cache.index) == 0
     new = np.arange(1, 5, dtype=np.float32).reshape(1, 2, 1, 2)
     cache = update_cache(update_cache(cache, new, -new), new, -new)
     assert int(cache.index) == 4

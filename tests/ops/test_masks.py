@@ -26,15 +26,15 @@ def loop_mask(T, S, q_offset, rule):
     return np.array([[rule(q_offset + i, j) for j in range(S)] for i in range(T)])
 
 
-@pytest.mark.parametrize("T,S,off", SHAPES)
+@pytest.mark.parametrize(("T", "S", "off"), SHAPES)
 def test_causal(T, S, off):
     np.testing.assert_array_equal(causal_mask(T, S, off), loop_mask(T, S, off, lambda i, j: j <= i))
     if off == 0 and T == S:
         np.testing.assert_array_equal(causal_mask(T), np.tril(np.ones((T, T), bool)))
 
 
-@pytest.mark.parametrize("T,S,off", SHAPES)
-@pytest.mark.parametrize("window,causal", [(1, True), (3, True), (2, False), (4, False)])
+@pytest.mark.parametrize(("T", "S", "off"), SHAPES)
+@pytest.mark.parametrize(("window", "causal"), [(1, True), (3, True), (2, False), (4, False)])
 def test_sliding_window(T, S, off, window, causal):
     if causal:
         rule = lambda i, j: 0 <= i - j < window
@@ -45,8 +45,8 @@ def test_sliding_window(T, S, off, window, causal):
     assert got.sum(-1).max() <= (window if causal else 2 * window - 1)
 
 
-@pytest.mark.parametrize("T,S,off", SHAPES)
-@pytest.mark.parametrize("block,stride", [(1, 3), (2, 2), (3, 1), (2, 3)])
+@pytest.mark.parametrize(("T", "S", "off"), SHAPES)
+@pytest.mark.parametrize(("block", "stride"), [(1, 3), (2, 2), (3, 1), (2, 3)])
 def test_strided(T, S, off, block, stride):
     def rule(i, j):
         d = i // block - j // block
@@ -82,7 +82,7 @@ def test_padding_masks():
     )
 
 
-@pytest.mark.parametrize("T,S,off", SHAPES)
+@pytest.mark.parametrize(("T", "S", "off"), SHAPES)
 def test_prefix_lm(T, S, off):
     prefixes = np.array([0, 2, 5])
     got = prefix_lm_mask(T, prefixes, S, off)
@@ -118,7 +118,7 @@ SPECS = [
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=repr)
-@pytest.mark.parametrize("T,S,off", SHAPES)
+@pytest.mark.parametrize(("T", "S", "off"), SHAPES)
 def test_mask_spec_dense_is_and_of_constraints(spec, T, S, off):
     def rule(i, j):
         ok = True
@@ -156,7 +156,8 @@ def test_traced_offsets_give_the_same_masks():
 def test_mask_spec_is_static_and_validated():
     spec = MaskSpec(causal=True, window=4)
     assert hash(spec) == hash(MaskSpec(causal=True, window=4))
-    assert MaskSpec().is_full and not spec.is_full
+    assert MaskSpec().is_full
+    assert not spec.is_full
     with pytest.raises(AttributeError):
         spec.window = 3
     with pytest.raises(ValueError, match="window"):

@@ -31,7 +31,8 @@ from attn_jax.ops.scores import grouped_logits
 def test_sinusoidal_matches_formula():
     positions = np.array([[0, 1, 7], [30, 99, 3]])
     got = sinusoidal(positions, 12)
-    assert got.shape == (2, 3, 12) and got.dtype == jnp.float32
+    assert got.shape == (2, 3, 12)
+    assert got.dtype == jnp.float32
     np.testing.assert_allclose(got, reference_sinusoidal(positions, 12), atol=2e-5)
     with pytest.raises(ValueError, match="even"):
         sinusoidal(positions, 7)
@@ -68,7 +69,8 @@ def test_sinusoidal_shift_is_a_fixed_linear_map():
 
 def test_learned_positions_lookup():
     table = np.asarray(init_learned_table(jax.random.key(0, impl="rbg"), 10, 4))
-    assert table.shape == (10, 4) and 0.005 < table.std() < 0.05
+    assert table.shape == (10, 4)
+    assert 0.005 < table.std() < 0.05
     np.testing.assert_array_equal(learned_positions(table, np.array([[3, 0]])), table[[[3, 0]]])
 
 
@@ -123,7 +125,8 @@ def test_alibi_slopes_follow_press_et_al():
     assert alibi_slopes(1).shape == (1,)
     for n in range(1, 20):
         slopes = np.asarray(alibi_slopes(n))
-        assert slopes.shape == (n,) and np.all((slopes > 0) & (slopes < 1))
+        assert slopes.shape == (n,)
+        assert np.all((slopes > 0) & (slopes < 1))
         assert len(np.unique(slopes)) == n
 
 
@@ -153,7 +156,8 @@ def test_relative_bucket_matches_t5(case):
     ]
     got = np.asarray(_buckets()[case])
     np.testing.assert_array_equal(got, want)
-    assert got.min() >= 0 and got.max() == num_buckets - 1
+    assert got.min() >= 0
+    assert got.max() == num_buckets - 1
 
 
 @jax.jit

@@ -48,14 +48,15 @@ def _params(num_heads=N, seed=0):
     return {name: random_score_params(name, num_heads, H, A=3, seed=seed) for name in SCORES}
 
 
-@pytest.mark.parametrize("K,scale", [(4, None), (2, 0.5), (1, None)])
+@pytest.mark.parametrize(("K", "scale"), [(4, None), (2, 0.5), (1, None)])
 def test_scores_match_formulas(K, scale):
     q, k = _inputs(K)
     params = _params()
     got = _all_scores(q, k, params, scale)
     assert sorted(got) == sorted(SCORES)
     for name, logits in got.items():
-        assert logits.shape == (B, N, T, S) and logits.dtype == np.float32
+        assert logits.shape == (B, N, T, S)
+        assert logits.dtype == np.float32
         want = numpy_logits(name, q, k, params[name], scale)
         np.testing.assert_allclose(logits, want, atol=1e-5, rtol=1e-5, err_msg=name)
 
