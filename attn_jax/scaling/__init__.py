@@ -5,11 +5,13 @@
   approaches   Approach 1 (lower envelope) and Approach 2 (IsoFLOP parabolas, with refusals)
   wls          weighted least squares on log loss for any law
   frontier     N*(C), D*(C), a = beta/(alpha+beta), tokens/param, loss at a budget
-  bootstrap    bootstrap over runs, leave-the-largest-out
-  diagnostics  agreement across starts, bounds, gradient norm, identifiability
+  bootstrap    bootstrap over runs (Approaches 1, 2, 3), leave-the-largest-out
+  diagnostics  agreement across starts, bounds, gradient norm, local SEs, identifiability,
+               and the refusal of mid-run points (`require_final`)
   records      results.jsonl / summary.json / CSV -> arrays; parameter and FLOP conventions
-  plots, report   figures (PNG+SVG+CSV), fit.json and report.md (`report.analyze`)
-  synthetic    data from a known surface
+  plots, report   figures drawn from their CSV rows (PNG+SVG+CSV), fit.json and a
+               one-page report.md (`report.analyze`)
+  synthetic    data from a known surface, replicate sweeps and interval coverage
 
 plots and report import matplotlib; import them explicitly.
 """

@@ -118,6 +118,14 @@ def objective(theta, logN_P, logD_P, logL_P, delta=HUBER_DELTA, weights_P=None):
     return float(h.sum()), grad
 
 
+def residual_jacobian(theta, logN_P, logD_P, logL_P):
+    """Log-loss residuals [P] and their Jacobian in theta [P, 5] (for local SEs)."""
+    pred_SP, w_3SP = _lse(np.asarray(theta, np.float64)[None], logN_P, logD_P)
+    w0, w1, w2 = w_3SP[:, 0]
+    J = np.stack([w0, w1, w2, -w0 * logN_P, -w1 * logD_P], axis=1)
+    return pred_SP[0] - logL_P, J
+
+
 def objective_many(theta_S5, logN_P, logD_P, logL_P, delta=HUBER_DELTA, weights_P=None):
     """Objective values at many thetas at once, [S] (no gradient), in chunks."""
     out = []
@@ -210,6 +218,8 @@ def fit_approach3(
     delta: float = HUBER_DELTA,
     options: Mapping | None = None,
     diagnose: bool = True,
+    final=None,
+    allow_midrun: bool = False,
 ) -> Approach3Fit:
     """Fits Chinchilla's parametric law by Approach 3 (Huber on log loss, LSE, L-BFGS-B).
 
@@ -223,10 +233,14 @@ def fit_approach3(
       delta: Huber delta on log loss.
       options: overrides for scipy's L-BFGS-B options.
       diagnose: compute diagnostics (agreement, bounds, gradient norm, identifiability).
+      final: bool per point, True where the loss is at the end of its own schedule
+        (ScalingData.final); None = all final.
+      allow_midrun: fit points with final == False too (refused by default).
 
     Returns:
       An `Approach3Fit`.
     """
+    diag_lib.require_final(final, allow_midrun, "Approach 3")
     logN, logD, logL = (np.log(np.asarray(x, np.float64)) for x in (N, D, L))
     if not (logN.shape == logD.shape == logL.shape) or logN.ndim != 1:
         raise ValueError(
@@ -250,19 +264,9 @@ def fit_approach3(
     finals, values = np.array(finals), np.array(values)
     best = int(np.argmin(values))
     theta = finals[best]
-    diagnostics = None
-    if diagnose:
-        grad_fn = lambda t: objective(t, logN, logD, logL, delta, weights)[1]
-        diagnostics = diag_lib.diagnose(
-            theta=theta,
-            names=THETA_NAMES,
-            bounds=BOUNDS,
-            finals=finals,
-            values=values,
-            grad_fn=grad_fn,
-            logN=logN,
-            logD=logD,
-        )
+    diagnostics = (
+        _diagnose(theta, finals, values, logN, logD, logL, delta, weights) if diagnose else None
+    )
     return Approach3Fit(
         params=params_from_theta(theta),
         theta=theta,
@@ -274,4 +278,20 @@ def fit_approach3(
         values_S=values,
         nit_S=np.array(nits),
         diagnostics=diagnostics,
+    )
+
+
+def _diagnose(theta, finals, values, logN, logD, logL, delta, weights):
+    """diagnostics.diagnose for an Approach-3 optimum, with the exact gradient and Jacobian."""
+    return diag_lib.diagnose(
+        theta=theta,
+        names=THETA_NAMES,
+        bounds=BOUNDS,
+        finals=finals,
+        values=values,
+        grad_fn=lambda t: objective(t, logN, logD, logL, delta, weights)[1],
+        logN=logN,
+        logD=logD,
+        jac_fn=lambda t: residual_jacobian(t, logN, logD, logL),
+        min_loss=float(np.exp(logL.min())),
     )

@@ -1,6 +1,7 @@
 """Chinchilla Approaches 1 and 2 (Hoffmann et al. 2022, sections 3.1 and 3.2).
 
-Approach 1: the lower envelope of training curves. At each compute C, the run with the
+Approach 1: the lower envelope of training curves (every eval of every run, mid-run evals
+included: the envelope is read along the curves, as Hoffmann et al. did). At each compute C, the run with the
 lowest loss is the compute-optimal size; fit N*(C) = G_N C^a and D*(C) = G_D C^b.
 
 Approach 2: IsoFLOP profiles. For each FLOP budget, fit a parabola to loss against log N;
@@ -16,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
+from attn_jax.scaling import diagnostics
 
 
 @dataclasses.dataclass
@@ -92,6 +95,8 @@ def approach2(
     rel_tol: float = 0.1,
     min_points: int = 3,
     on_bad: str = "drop",
+    final=None,
+    allow_midrun: bool = False,
 ) -> FrontierFit:
     """Chinchilla Approach 2: per-budget parabolas in log N, their vertices, power laws.
 
@@ -103,10 +108,15 @@ def approach2(
       min_points: distinct sizes a budget needs (a parabola needs 3).
       on_bad: "drop" records refused budgets in `.refused`; "raise" raises ValueError
         naming them.
+      final: bool per point, True where the loss is at the end of its own schedule; a
+        mid-run eval is not the loss of a run that length, so it is refused (None = all
+        final).
+      allow_midrun: fit mid-run points too.
 
     Returns:
       A `FrontierFit`. Raises ValueError if fewer than 2 budgets are accepted.
     """
+    diagnostics.require_final(final, allow_midrun, "Approach 2")
     if on_bad not in ("drop", "raise"):
         raise ValueError(f"on_bad must be one of ['drop', 'raise'], got {on_bad!r}")
     N, D, L, C = (np.asarray(x, np.float64) for x in (N, D, L, C))
@@ -152,16 +162,17 @@ def approach2(
 
 
 def approach1(curves, *, n_grid: int = 50, k: float | None = None) -> FrontierFit:
-    """Chinchilla Approach 1: the lower envelope of training curves.
+    """Chinchilla Approach 1: the lower envelope of training curves (every eval of every run, mid-run evals
+    included: the envelope is read along the curves, as Hoffmann et al. did).
 
-    Args:
-      curves: one dict per run with "N" (scalar), "C" and "loss" (arrays along training;
-        "D" optional, else C / (6 N)).
-      n_grid: log-spaced compute values at which the envelope is read.
-      k: FLOPs per parameter-token for D* = C / (k N*); None = from the curves.
+        Args:
+          curves: one dict per run with "N" (scalar), "C" and "loss" (arrays along training;
+            "D" optional, else C / (6 N)).
+          n_grid: log-spaced compute values at which the envelope is read.
+          k: FLOPs per parameter-token for D* = C / (k N*); None = from the curves.
 
-    Returns:
-      A `FrontierFit` over the grid points where at least two runs overlap.
+        Returns:
+          A `FrontierFit` over the grid points where at least two runs overlap.
     """
     curves = [c for c in curves if len(c["C"]) >= 2]
     if len(curves) < 2 or len({float(c["N"]) for c in curves}) < 2:

@@ -9,6 +9,11 @@
   local curvature (finite differences of the exact gradient) gives the alpha-beta
   correlation, and |corr| > 0.99 or a non-positive-definite Hessian means they are not
   separately determined by these data.
+- Local standard errors (Gauss-Newton: s^2 (J^T J)^-1 on log loss, s^2 the residual
+  variance): an exponent or E whose relative SE exceeds MAX_REL_SE is not pinned by the
+  data, even when the optimizer converged. Parameters at their bounds (alpha or beta at 0,
+  E at its floor) and an E far below every observed loss with a large SE are named too.
+  All of these make `identifiable` False and print one warning in plain words.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ MIN_DECADES = 0.5
 MAX_INPUT_CORR = 0.98
 MAX_PARAM_CORR = 0.99
 MAX_GRAD = 1e-5
+# A relative SE of 0.3 is a 95% interval of +-60%: the fit says little about that number.
+MAX_REL_SE = 0.3
 
 
 @dataclasses.dataclass
@@ -41,6 +48,7 @@ class Diagnostics:
     corr_logN_logD: float
     identifiable: bool
     warnings: list[str]
+    local_se: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """Human-readable lines, printed under every fit."""
@@ -54,6 +62,11 @@ class Diagnostics:
             f"corr(alpha, beta) from curvature: {self.corr_alpha_beta:+.3f}"
             f" (Hessian {'positive definite' if self.hessian_pd else 'NOT positive definite'})",
         ]
+        if self.local_se:
+            se = ", ".join(f"{k} {v:.2g}" for k, v in self.local_se.items())
+            out.append(
+                f"local standard errors (Gauss-Newton; a, b, e are log A, log B, log E): {se}"
+            )
         out += [f"WARNING: {w}" for w in self.warnings]
         return out
 
@@ -81,6 +94,43 @@ def hessian_fd(grad_fn: Callable[[np.ndarray], np.ndarray], theta, eps=1e-5) -> 
     return 0.5 * (H + H.T)
 
 
+def local_se(jac_fn, theta, n_params: int) -> np.ndarray | None:
+    """Gauss-Newton standard errors of theta: sqrt(diag(s^2 (J^T J)^-1)), or None if singular.
+
+    `jac_fn(theta) -> (residuals [P], Jacobian [P, K])` of log loss. With fewer points than
+    parameters + 1 there is no residual variance to scale by: returns None.
+    """
+    resid_P, J_PK = jac_fn(theta)
+    dof = resid_P.shape[0] - n_params
+    if dof < 1:
+        return None
+    s2 = float(np.sum(resid_P**2) / dof)
+    try:
+        cov = s2 * np.linalg.inv(J_PK.T @ J_PK)
+    except np.linalg.LinAlgError:
+        return None
+    d = np.diag(cov)
+    return np.where(d >= 0, np.sqrt(np.abs(d)), np.inf)
+
+
+def _se_reasons(se: dict[str, float], theta, names, min_loss) -> list[str]:
+    """Plain-words reasons from local SEs: exponents or E that the data do not pin."""
+    value = dict(zip(names, (float(t) for t in theta)))
+    out = []
+    for n in ("alpha", "beta"):
+        if n in se and n in value and se[n] > MAX_REL_SE * max(abs(value[n]), 1e-12):
+            out.append(f"{n} = {value[n]:.3g} has a standard error of {se[n]:.2g}")
+    if "e" in se and se["e"] > MAX_REL_SE:
+        E = np.exp(value["e"])
+        where = (
+            f", far below every observed loss (lowest {min_loss:.3g})"
+            if min_loss is not None and E < 0.5 * min_loss
+            else ""
+        )
+        out.append(f"E = {E:.3g}{where} has a relative standard error of {se['e']:.2g}")
+    return out
+
+
 def diagnose(
     *,
     theta: np.ndarray,
@@ -92,6 +142,8 @@ def diagnose(
     logN: np.ndarray,
     logD: np.ndarray,
     alpha_beta: tuple[int, int] = (3, 4),
+    jac_fn: Callable | None = None,
+    min_loss: float | None = None,
 ) -> Diagnostics:
     """Computes `Diagnostics` for a multi-start fit.
 
@@ -103,6 +155,8 @@ def diagnose(
       grad_fn: exact gradient of the objective.
       logN, logD: the data's log sizes and log tokens.
       alpha_beta: indices of the two exponents in theta.
+      jac_fn: theta -> (log-loss residuals [P], Jacobian [P, K]) for local SEs; None = none.
+      min_loss: the lowest observed loss (to say when E lies far below the data).
     """
     warnings = []
     best = float(np.min(values))
@@ -123,32 +177,19 @@ def diagnose(
         warnings.append(
             f"gradient norm {grad_norm:.1e} at the optimum: the optimizer stopped early"
         )
-
-    H = hessian_fd(grad_fn, theta)
-    eig = np.linalg.eigvalsh(H)
-    hessian_pd = bool(eig.min() > 1e-12 * max(eig.max(), 1e-300))
-    ia, ib = alpha_beta
-    corr_ab = float("nan")
-    if hessian_pd:
-        cov = np.linalg.inv(H)
-        corr_ab = float(cov[ia, ib] / np.sqrt(cov[ia, ia] * cov[ib, ib]))
+    hessian_pd, corr_ab = _curvature(grad_fn, theta, alpha_beta)
     dec_N = float(np.ptp(logN) / np.log(10))
     dec_D = float(np.ptp(logD) / np.log(10))
     corr_ND = float(np.corrcoef(logN, logD)[0, 1]) if min(dec_N, dec_D) > 0 else float("nan")
-    reasons = []
-    if dec_N < MIN_DECADES or dec_D < MIN_DECADES:
-        reasons.append(f"N spans {dec_N:.2f} and D {dec_D:.2f} decades (< {MIN_DECADES})")
-    if not np.isfinite(corr_ND) or abs(corr_ND) > MAX_INPUT_CORR:
-        reasons.append(f"log N and log D move together (corr {corr_ND:+.3f})")
-    if not hessian_pd:
-        reasons.append("the objective is flat in some direction at the optimum")
-    elif abs(corr_ab) > MAX_PARAM_CORR:
-        reasons.append(f"alpha and beta trade off (corr {corr_ab:+.3f})")
+    se_arr = None if jac_fn is None else local_se(jac_fn, theta, len(names))
+    se = {} if se_arr is None else {n: float(v) for n, v in zip(names, se_arr)}
+    reasons = _reasons(dec_N, dec_D, corr_ND, hessian_pd, corr_ab, at, se, theta, names, min_loss)
     if reasons:
         warnings.append(
-            "alpha and beta are not identifiable from these data: "
+            "the law is not identifiable from these data: "
             + "; ".join(reasons)
-            + ". Vary N and D independently (several sizes at several token counts)."
+            + ". Vary N and D independently (several sizes at each of several budgets, "
+            "N and D each over a decade or more) and fit schedule-final points."
         )
     return Diagnostics(
         n_starts=int(len(values)),
@@ -163,4 +204,60 @@ def diagnose(
         corr_logN_logD=corr_ND,
         identifiable=not reasons,
         warnings=warnings,
+        local_se=se,
     )
+
+
+def _curvature(grad_fn, theta, alpha_beta) -> tuple[bool, float]:
+    """(Hessian positive definite, corr(alpha, beta) from its inverse; nan if not PD)."""
+    H = hessian_fd(grad_fn, theta)
+    eig = np.linalg.eigvalsh(H)
+    hessian_pd = bool(eig.min() > 1e-12 * max(eig.max(), 1e-300))
+    if not hessian_pd:
+        return False, float("nan")
+    ia, ib = alpha_beta
+    cov = np.linalg.inv(H)
+    return True, float(cov[ia, ib] / np.sqrt(cov[ia, ia] * cov[ib, ib]))
+
+
+def require_final(final, allow_midrun: bool, what: str) -> None:
+    """Raises unless every point is schedule-final (or `allow_midrun`).
+
+    A loss read in the middle of a learning-rate schedule (a point on a longer run, or a
+    WSD run before its decay) is higher than a run of that length reaches at its end, so a
+    law fitted to it is biased towards data-hungry exponents.
+
+    Args:
+      final: bool per point (None: all schedule-final, e.g. a CSV or legacy records).
+      allow_midrun: fit mid-run points anyway.
+      what: the estimator's name, for the message.
+    """
+    if final is None or allow_midrun:
+        return
+    mid = np.flatnonzero(~np.asarray(final, bool))
+    if mid.size:
+        shown = ", ".join(str(i) for i in mid[:8]) + (", ..." if mid.size > 8 else "")
+        raise ValueError(
+            f"{what} got {mid.size} mid-run point(s) (final == False: points {shown}); their "
+            "loss is read before the end of their own learning-rate schedule and biases the "
+            "fit. Fit schedule-final points only (records.load_records does by default), or "
+            "pass allow_midrun=True (analysis/fit.py --allow-midrun) to fit them anyway."
+        )
+
+
+def _reasons(dec_N, dec_D, corr_ND, hessian_pd, corr_ab, at, se, theta, names, min_loss):
+    """Why the law is not identifiable from these data (empty: it is)."""
+    reasons = []
+    if dec_N < MIN_DECADES or dec_D < MIN_DECADES:
+        reasons.append(f"N spans {dec_N:.2f} and D {dec_D:.2f} decades (< {MIN_DECADES})")
+    if not np.isfinite(corr_ND) or abs(corr_ND) > MAX_INPUT_CORR:
+        reasons.append(f"log N and log D move together (corr {corr_ND:+.3f})")
+    if not hessian_pd:
+        reasons.append("the objective is flat in some direction at the optimum")
+    elif abs(corr_ab) > MAX_PARAM_CORR:
+        reasons.append(f"alpha and beta trade off (corr {corr_ab:+.3f})")
+    pinned = [n for n in at if n in ("alpha", "beta", "e")]
+    if pinned:
+        reasons.append(f"{', '.join(pinned)} ended at a bound, where the data did not hold it")
+    reasons += _se_reasons(se, theta, names, min_loss)
+    return reasons

@@ -39,7 +39,9 @@ def test_reproduces_besiroglu_refit(chinchilla_fit):
     _assert_besiroglu(chinchilla_fit.params)
     d = chinchilla_fit.diagnostics
     assert d.warnings == [], d.lines()
-    assert d.identifiable and d.n_agree >= 2 and d.grad_norm < 1e-5
+    assert d.identifiable
+    assert d.n_agree >= 2
+    assert d.grad_norm < 1e-5
 
 
 def test_from_hoffmann_values_reaches_the_same_optimum(chinchilla, chinchilla_fit):

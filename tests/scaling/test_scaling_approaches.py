@@ -62,5 +62,6 @@ def test_approach2_weights_drop_points_and_budgets():
     N, D, C, L = synthetic.isoflop_points(P, BUDGETS, span=0.6)
     w = np.where(C == BUDGETS[0], 0.0, 2.0)  # a resample that lost the smallest budget
     fit = approaches.approach2(N, D, L, C, weights=w)
-    assert fit.C.shape == (4,) and fit.C.min() > BUDGETS[0]
+    assert fit.C.shape == (4,)
+    assert fit.C.min() > BUDGETS[0]
     assert fit.a == pytest.approx(A_TRUE, abs=1e-3)

@@ -22,14 +22,17 @@ def test_bootstrap_summary_and_failed_resamples():
         return {"x": float(w[:3].sum())}
 
     boot = bootstrap.bootstrap(fit_fn, np.arange(6), n_resamples=20, seed=1)
-    assert boot.n_failed == 4 and boot.samples["x"].shape == (16,)
+    assert boot.n_failed == 4
+    assert boot.samples["x"].shape == (16,)
     s = boot.summary()["x"]
-    assert s["lo"] <= s["mean"] <= s["hi"] and s["se"] > 0
+    assert s["lo"] <= s["mean"] <= s["hi"]
+    assert s["se"] > 0
 
 
 def test_leave_largest_out_on_a_known_surface():
     p = approach3.HOFFMANN_2022
     N, D, L = synthetic.grid_points(p, np.logspace(7, 10, 6), np.logspace(9, 12, 6), sigma=0.002)
     out = bootstrap.leave_largest_out(N, D, L, top_k=4)
-    assert out["N_held_out"] == N.max() and out["n_held_out"] == 6
+    assert out["N_held_out"] == N.max()
+    assert out["n_held_out"] == 6
     assert out["mean_abs_rel_error"] < 0.01

@@ -31,7 +31,8 @@ def test_exponent_a_is_beta_over_sum_not_swapped():
     C = np.array([1e19, 1e23])
     slope = np.diff(np.log([_numeric_n_opt(P, c) for c in C])) / np.diff(np.log(C))
     assert slope[0] == pytest.approx(a, abs=1e-6)
-    assert a == pytest.approx(0.28 / 0.62) and a + b == pytest.approx(1.0)
+    assert a == pytest.approx(0.28 / 0.62)
+    assert a + b == pytest.approx(1.0)
 
 
 def test_derived_quantities():

@@ -22,7 +22,8 @@ def test_chinchilla_csv():
     assert data.N.shape == (245,)
     np.testing.assert_allclose(data.C, 6 * data.N * data.D)
     kept = records.load_csv(DATA, drop_highest=5)
-    assert kept.N.shape == (240,) and kept.L.max() < 3.45 < data.L.max()
+    assert kept.N.shape == (240,)
+    assert kept.L.max() < 3.45 < data.L.max()
 
 
 def test_results_jsonl_conventions(tmp_path):
@@ -30,7 +31,8 @@ def test_results_jsonl_conventions(tmp_path):
     recs.append({**recs[0], "run_id": "bad", "status": "diverged"})
     path = _write(tmp_path, recs)
     d = records.load_records(path, include_midrun=True)
-    assert d.N.shape == (6,) and d.run_ids == ["run0", "run1"]  # diverged run left out
+    assert d.N.shape == (6,)
+    assert d.run_ids == ["run0", "run1"]
     np.testing.assert_array_equal(d.run, [0, 0, 0, 1, 1, 1])
     np.testing.assert_array_equal(d.final, [False, False, True] * 2)
     np.testing.assert_allclose(d.C, 6 * d.N * d.D)
@@ -38,7 +40,8 @@ def test_results_jsonl_conventions(tmp_path):
     t = records.load_records(path, params="total", flops="analytic", include_midrun=True)
     np.testing.assert_allclose(t.N, d.N + 5e5)
     np.testing.assert_allclose(t.C, [1.1e15, 1.1e16, 1.1e17] * 2)
-    assert len(d.curves) == 2 and d.curves[0]["loss"].shape == (3,)
+    assert len(d.curves) == 2
+    assert d.curves[0]["loss"].shape == (3,)
     with pytest.raises(ValueError, match="valid"):
         records.load_records(path, flops="6ND")
 
@@ -96,7 +99,8 @@ def test_wsd_branches_are_final_and_their_parent_is_not(tmp_path):
         branches.append(b)
     path = _write(tmp_path, [parent, *branches])
     d = records.load_records(path)
-    assert d.D.tolist() == [2**17, 2**18] and d.L.tolist() == [2.55, 2.35]
+    assert d.D.tolist() == [2**17, 2**18]
+    assert d.L.tolist() == [2.55, 2.35]
     assert [d.run_ids[r] for r in d.run] == ["b131072", "b262144"]
     m = records.load_records(path, include_midrun=True)
     # The parent's eval at 2^17 once (not again per branch) and its stable-phase end.
@@ -130,8 +134,8 @@ def test_history_and_run_directories(tmp_path):
     (run / "summary.json").write_text(json.dumps({**rec, "history": "metrics.jsonl"}))
     d = records.load(tmp_path / "sweep")
     np.testing.assert_allclose(d.curves[0]["loss"], [4.0, 3.0, 2.0])
+    (run / "summary.json").write_text(json.dumps({**rec, "status": "failed"}))
     with pytest.raises(ValueError, match="status 'done'"):
-        (run / "summary.json").write_text(json.dumps({**rec, "status": "failed"}))
         records.load(tmp_path / "sweep")
 
 
