@@ -7,16 +7,11 @@ import json
 import os
 
 import pytest
+from train_helpers import smoke_config
 
-from attn_jax import configs
 from attn_jax.train.loop import train_and_evaluate
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUIET = {
-    "train.progress_bar": False,
-    "train.tensorboard": False,
-    "train.report_mfu": False,
-    "train.eval_at_tokens": (),
     "train.log_every": 1,
     "train.schedule": "wsd",
     "train.warmup_steps": 2,
@@ -25,8 +20,7 @@ STEPS, START = 10, 8  # a branch for 10 steps with decay_fraction 0.2 cools down
 
 
 def smoke(**overrides):
-    config = configs.load_config(os.path.join(REPO, "experiments/lm.py:smoke"))
-    return configs.apply_overrides(config, {**QUIET, **overrides})
+    return smoke_config({**QUIET, **overrides})
 
 
 def train_losses(workdir):

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
+from train_helpers import REPO, smoke_config
 
 from attn_jax import configs
 from attn_jax.train import family
@@ -17,18 +18,9 @@ from attn_jax.train import loop as loop_lib
 from attn_jax.train import record as record_lib
 from attn_jax.train.loop import train_and_evaluate
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-QUIET = {
-    "train.progress_bar": False,
-    "train.tensorboard": False,
-    "train.report_mfu": False,
-    "train.eval_at_tokens": (),
-}
-
 
 def smoke(**overrides):
-    config = configs.load_config(os.path.join(REPO, "experiments/lm.py:smoke"))
-    return configs.apply_overrides(config, {**QUIET, **overrides})
+    return smoke_config(overrides)
 
 
 def train_rows(workdir, kind="train"):

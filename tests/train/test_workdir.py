@@ -6,26 +6,21 @@ import os
 import shutil
 
 import pytest
+from train_helpers import smoke_config
 
 from attn_jax import configs
 from attn_jax.train import checkpoint as ckpt_lib
 from attn_jax.train import record as record_lib
 from attn_jax.train.loop import train_and_evaluate
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUIET = {
-    "train.progress_bar": False,
-    "train.tensorboard": False,
-    "train.report_mfu": False,
-    "train.eval_at_tokens": (),
     "train.stop_after_steps": 4,  # preempted at the step-4 checkpoint: a run to resume
 }
 WIDER = {"model.d_ff": 64}  # another model: the smoke LM has d_ff 128
 
 
 def smoke(**overrides):
-    config = configs.load_config(os.path.join(REPO, "experiments/lm.py:smoke"))
-    return configs.apply_overrides(config, {**QUIET, **overrides})
+    return smoke_config({**QUIET, **overrides})
 
 
 def snapshot(workdir):

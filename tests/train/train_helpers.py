@@ -1,4 +1,7 @@
-"""Shared pieces for the train tests: a tiny stand-in NNX LM, a train config, batches."""
+"""Shared pieces for the train tests: a tiny stand-in NNX LM, a train config, batches,
+and the real LM's smoke config without bar, TensorBoard, MFU peak or budget evals."""
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -6,10 +9,25 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from attn_jax import configs
 from attn_jax.train import mesh as mesh_lib
 from attn_jax.train import optim
 from attn_jax.train import step as step_lib
 from attn_jax.train.state import create_train_state
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QUIET = {
+    "train.progress_bar": False,
+    "train.tensorboard": False,
+    "train.report_mfu": False,
+    "train.eval_at_tokens": (),
+}
+
+
+def smoke_config(overrides) -> ml_collections.ConfigDict:
+    """experiments/lm.py:smoke with QUIET and then `overrides` applied."""
+    config = configs.load_config(os.path.join(REPO, "experiments/lm.py:smoke"))
+    return configs.apply_overrides(config, {**QUIET, **overrides})
 
 
 class TinyLM(nnx.Module):
