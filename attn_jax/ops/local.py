@@ -29,6 +29,30 @@ def _shift_chunks(x_BQC, shift: int):
     return jnp.pad(x_BQC, ((0, 0), (0, -shift)) + ((0, 0),) * (x_BQC.ndim - 2))[:, -shift:]
 
 
+def _chunk_mask(spec, q_pos_QU, k_pos_QW, S: int, kv_lengths_B):
+    """bool [B|1, 1, 1, Q, U, W]: the spec's mask on each chunk's window, real keys only."""
+    mask_QUW = jax.vmap(lambda qp, kp: position_mask(spec, qp, kp))(q_pos_QU, k_pos_QW)
+    mask_QUW = mask_QUW & ((k_pos_QW >= 0) & (k_pos_QW < S))[:, None, :]
+    mask = mask_QUW[None, None, None]
+    if kv_lengths_B is not None:
+        lengths_B = jnp.asarray(kv_lengths_B, jnp.int32)
+        valid_BQW = k_pos_QW[None] < lengths_B[:, None, None]
+        mask = mask & valid_BQW[:, None, None, :, None, :]
+    return mask
+
+
+def _chunk_bias(bias_fn, q_pos_QU, k_pos_QW, K: int, G: int):
+    """float32 [1, K|1, G|1, Q, U, W]: bias_fn evaluated on each chunk's window."""
+    Q, C = q_pos_QU.shape
+    W = k_pos_QW.shape[1]
+    bias = jax.vmap(bias_fn)(q_pos_QU, jnp.maximum(k_pos_QW, 0)).astype(jnp.float32)
+    if bias.ndim == 3:
+        bias = bias[:, None]
+    if bias.shape[1] == 1:
+        return bias.reshape(1, 1, 1, Q, C, W)
+    return bias.reshape(Q, K, G, C, W).transpose(1, 2, 0, 3, 4)[None]
+
+
 def local_attention(
     q_BTNH,
     k_BSKH,
@@ -94,26 +118,12 @@ def local_attention(
     k_pos_QW = (jnp.arange(Q, dtype=jnp.int32)[:, None] - 1) * C + jnp.arange(W, dtype=jnp.int32)[
         None, :
     ]
-    mask_QUW = jax.vmap(lambda qp, kp: position_mask(spec, qp, kp))(q_pos_QU, k_pos_QW)
-    mask_QUW = mask_QUW & ((k_pos_QW >= 0) & (k_pos_QW < S))[:, None, :]
-    mask = mask_QUW[None, None, None]  # [1, 1, 1, Q, U, W]
-    if kv_lengths_B is not None:
-        lengths_B = jnp.asarray(kv_lengths_B, jnp.int32)
-        valid_BQW = k_pos_QW[None] < lengths_B[:, None, None]
-        mask = mask & valid_BQW[:, None, None, :, None, :]
-
     logits = jnp.einsum(
         "BQUKGH,BQWKH->BKGQUW", q, k_ext, preferred_element_type=jnp.float32
     ) * jnp.float32(scale)
     if bias_fn is not None:
-        bias = jax.vmap(bias_fn)(q_pos_QU, jnp.maximum(k_pos_QW, 0)).astype(jnp.float32)
-        if bias.ndim == 3:
-            bias = bias[:, None]
-        if bias.shape[1] == 1:
-            bias = bias.reshape(1, 1, 1, Q, C, W)
-        else:
-            bias = bias.reshape(Q, K, G, C, W).transpose(1, 2, 0, 3, 4)[None]
-        logits = logits + bias
+        logits = logits + _chunk_bias(bias_fn, q_pos_QU, k_pos_QW, K, G)
+    mask = _chunk_mask(spec, q_pos_QU, k_pos_QW, S, kv_lengths_B)
     weights = masked_softmax(logits, mask)
     out = jnp.einsum("BKGQUW,BQWKH->BQUKGH", weights.astype(v.dtype), v_ext)
     return out.reshape(B, Tp, N, H)[:, :T].astype(q_BTNH.dtype)
