@@ -12,27 +12,41 @@ Command (`make demo` runs this, then the fit):
 Design. One depth for every size: 6 one-layer models, widths 20 to 128 (7xs,
 6xs, 5xs, 4xs, 3.5xs, 3.25xs: 4.92k to 197k non-embedding params, 1.6 decades
 of N), heads of 16 (7xs: one of 20). A one-layer ladder has no 1 -> 2 layer
-kink in L(N) (the first design mixed them, and its two-layer sizes sat off the
-one-layer curve). 4 compute budgets C = 6 N D, a factor 2 apart: 1.5e11, 3e11,
-6e11, 1.2e12 FLOPs; a size is at a budget when D = C / (6 N)
-(`designs.isoflop_tokens`) is 0.4M to 21M tokens: at least 390 steps (the
-shorter runs of the first design, 83-300 steps, were still in the early plateau
-of a byte LM and off any power law) and at most 4.9 epochs of the 4.3M training
-bytes (the 4.9k-param 7xs does not overfit them). Profiles: 1.5e11 has 4 sizes
-(7xs..4xs), 3e11 5 (7xs..3.5xs), 6e11 all 6, 1.2e12 5 (6xs..3.25xs); every size
-has 2-4 budgets, so D also varies at fixed N: D runs from 0.45M to 20.3M tokens
-(1.65 decades). The first design's one-layer points put each profile's
-minimum inside its sizes (about 10k at 2e11, 20k at 6e11, 50k at 1.8e12).
-Every point is the end of its own schedule: per size, one warmup-stable-decay
-run (`train.schedule=wsd`, decay_fraction 0) to its largest budget's cooldown
-start, and from its checkpoint there a 20% (1 - sqrt) cooldown branch per
-budget (`designs.wsd_branches`; Hagele et al. 2024, arXiv 2405.18392: such
-cooldowns match cosine runs of the same length). 6 stable runs + 20 branches =
-26 trials; the stable runs' evals at the branch steps are mid-run points, for
-the learning curves and Approach 1 only.
+kink in L(N): the first WSD design mixed them, and its two-layer sizes sat off
+the one-layer curve. 5 compute budgets C = 6 N D, a factor 2 apart: 1.5e11 to
+2.4e12 FLOPs (1.2 decades), every size at 2-5 of them with D = C / (6 N)
+(`designs.isoflop_tokens`, the table `BUDGETS`): profiles of 4, 5, 5, 5 and 3
+sizes, each around its minimum; D runs from 0.45M to 16M tokens (1.55 decades),
+so N and D vary independently (corr(log N, log D) -0.63). Every run is at
+least 390 steps: the first design's 83-300-step branches were still in a byte
+LM's early plateau, off any power law. Every point is the end of its own
+schedule: per size, one warmup-stable-decay run (`train.schedule=wsd`,
+decay_fraction 0) to its largest budget's cooldown start, and from its
+checkpoint there a 20% (1 - sqrt) cooldown branch per budget
+(`designs.wsd_branches`; Hagele et al. 2024, arXiv 2405.18392: such cooldowns
+match cosine runs of the same length). 6 stable runs + 22 branches = 28
+trials, 53.3k steps, 1.74e13 analytic FLOPs; the stable runs' evals at the
+branch steps are mid-run points, for the learning curves and Approach 1 only.
 
-Expected cost (`plan` prints it): 7.6e12 FLOPs by 6ND (the first design:
-1.06e13 and 25 trials, 937 CPU-seconds measured).
+Cost, measured 2026-12-02 (runs/demo_v3, local executor, 2 workers, on the
+shared 2-core machine at load average 1.2 at the start and 5-10 during, other
+engineers' tests beside it): 28 of 28 trials done in 13 min 5 s wall, 1019
+CPU-seconds (the sweep got 1.3 of the 2 cores), so about 9 min on a quiet
+machine (not measured there); analysis/fit.py 51 s more.
+
+Result of that run (final eval loss, nats/byte, per profile small -> large size):
+  C 1.5e11  7xs..4xs:    2.018 1.989 2.084 2.127
+  C 3e11    7xs..3.5xs:  1.998 1.921 1.951 1.992 2.054
+  C 6e11    6xs..3.25xs: 1.884 1.881 1.897 1.939 2.028
+  C 1.2e12  6xs..3.25xs: 1.873 1.842 1.843 1.858 1.914
+  C 2.4e12  4xs..3.25xs: 1.798 1.797 1.841
+analysis/fit.py: L = 1.483 + 4.78 / N^0.289 + 301 / D^0.503, no identifiability
+warning (local SEs: alpha 0.083, beta 0.080, log E 0.056); a = 0.809 [0.527,
+0.997] (Approach 1), 0.748 [0.280, 1.171] (2, every budget's minimum inside its
+sizes, none refused), 0.635 [0.517, 0.915] (3): each inside the others' 95%
+intervals. Without 3.25xs the law predicts its 3 losses within 0.72% mean,
+1.46% max. Thin margin: alpha's local SE is 0.29 of alpha (the diagnostics
+warn above 0.3), and its bootstrap interval is wide ([0.04, 0.44]).
 
 Each run uses a short context and small batches (many steps beat big steps in
 a short CPU run, shared/PERFORMANCE.md) and a learning rate per size that
@@ -42,9 +56,22 @@ shrinks with width (a single LR for all sizes biases the fitted exponent).
 from attn_jax.sweep import Sweep, designs
 
 SIZES = ("7xs", "6xs", "5xs", "4xs", "3.5xs", "3.25xs")
-FLOP_BUDGETS = (1.5e11, 3e11, 6e11, 1.2e12)  # C = 6 N D, N non-embedding
+FLOP_BUDGETS = (1.5e11, 3e11, 6e11, 1.2e12, 2.4e12)  # C = 6 N D, N non-embedding
 BATCH, SEQ = 16, 64
-MIN_TOKENS, MAX_TOKENS = 400_000, 21_000_000
+# The budgets of each size: D = C / (6 N) from 0.4M tokens (390 steps; shorter runs sit
+# in a byte LM's early plateau, off any power law) to 16M (3.7 epochs of the 4.3M
+# training bytes, which these sizes cannot overfit). 7xs stops at 10M: it is saturated
+# there (runs/demo_v2: 2.018, 1.998, 1.989 at 5M, 10M, 20M tokens); 2.4e12 is for the
+# three largest only: both keep the sweep near 12 minutes.
+BUDGETS = {
+    "7xs": (1.5e11, 3e11),
+    "6xs": (1.5e11, 3e11, 6e11, 1.2e12),
+    "5xs": (1.5e11, 3e11, 6e11, 1.2e12),
+    "4xs": (1.5e11, 3e11, 6e11, 1.2e12, 2.4e12),
+    "3.5xs": (3e11, 6e11, 1.2e12, 2.4e12),
+    "3.25xs": (6e11, 1.2e12, 2.4e12),
+}
+MIN_TOKENS, MAX_TOKENS = 400_000, 16_100_000
 # Peak LR per size, about 1e-2 x (32 / d_model)^(2/3): 1e-2 at width 32 (6xs) and
 # 3e-3 at 192 were tried at 2^19 tokens; the others follow the rule.
 LR = {
@@ -80,14 +107,17 @@ COMMON = {
 
 
 def budgets(size: str) -> tuple[list[float], list[int]]:
-    """(FLOP budgets, token budgets) of a size: D = C / (6 N) within the token range."""
-    tokens = designs.isoflop_tokens(FLOP_BUDGETS, PARAMS.get, tokens_per_step=BATCH * SEQ)(size)
-    kept = [
-        (c, d)
-        for c, d in zip(FLOP_BUDGETS, tokens, strict=True)
-        if MIN_TOKENS <= d <= MAX_TOKENS
-    ]
-    return [c for c, _ in kept], [d for _, d in kept]
+    """(FLOP budgets, token budgets) of a size: D = C / (6 N) in whole steps."""
+    flop_budgets = list(BUDGETS[size])
+    tokens = designs.isoflop_tokens(flop_budgets, PARAMS.get, tokens_per_step=BATCH * SEQ)(size)
+    for c, d in zip(flop_budgets, tokens, strict=True):
+        # A guard for edits of the table above: the token range is the design's premise.
+        if not MIN_TOKENS <= d <= MAX_TOKENS:
+            raise ValueError(
+                f"sweeps/demo.py: {size} at C = {c:.3g} needs {d} tokens, outside "
+                f"[{MIN_TOKENS}, {MAX_TOKENS}]; drop that budget from BUDGETS[{size!r}]."
+            )
+    return flop_budgets, tokens
 
 
 def get_sweep() -> Sweep:
@@ -106,6 +136,6 @@ def get_sweep() -> Sweep:
         name="demo",
         experiment="experiments/lm.py",
         trials=trials,
-        description="LM on Shakespeare: 6 one-layer sizes x 4 FLOP budgets via WSD branches.",
+        description="LM on Shakespeare: 6 one-layer sizes x 5 FLOP budgets via WSD branches.",
         metadata={"flop_budgets": list(FLOP_BUDGETS), "sizes": list(SIZES)},
     )

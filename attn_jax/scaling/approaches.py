@@ -187,7 +187,9 @@ def approach1(curves, *, n_grid: int = 50, k: float | None = None) -> FrontierFi
     rows = []
     for x in grid:
         covering = [(i, lc) for i, lc in enumerate(logC) if lc.min() <= x <= lc.max()]
-        if len(covering) < 2:
+        # Two sizes, not two curves: WSD branches share their parent's evals, so at the
+        # grid's edge one size's curves alone would "win" the envelope.
+        if len({float(curves[i]["N"]) for i, _ in covering}) < 2:
             continue
         losses = [
             np.interp(x, lc[np.argsort(lc)], np.asarray(curves[i]["loss"])[np.argsort(lc)])

@@ -120,7 +120,7 @@ def test_sizes_table_aspect_ratios():
     assert {"s", "xs", "2xs", "3xs", "m", "l"} <= set(SIZES)
     for name, size in SIZES.items():
         D, L, N, F = size["d_model"], size["num_layers"], size["num_heads"], size["d_ff"]
-        assert 32 <= D // L <= 128 or name == "7xs", name  # 7xs: 24 wide, below 6xs
+        assert 32 <= D // L <= 128 or name == "7xs", name  # 7xs: 20 wide, below 6xs
         assert 16 <= D // N <= 64, name
         assert F == 4 * D, name
     assert SIZES["s"] == dict(d_model=256, num_layers=4, num_heads=4, d_ff=1024)

@@ -58,6 +58,21 @@ def test_approach1_lower_envelope():
         approaches.approach1(curves[:1])
 
 
+def test_approach1_reads_the_envelope_only_where_two_sizes_overlap():
+    # WSD branches: a size's curves share their parent's first eval. Where only the big
+    # size's curves reach (the lowest compute), the envelope has no second size to beat.
+    small, big = 1e4, 5e4
+    curves = [
+        {"N": small, "C": np.array([1.2e11, 1.5e11, 6e11]), "loss": np.array([2.1, 2.0, 1.9])},
+        {"N": big, "C": np.array([1.1e11, 1.5e11]), "loss": np.array([2.3, 2.2])},
+        {"N": big, "C": np.array([1.1e11, 1.2e12]), "loss": np.array([2.3, 1.6])},
+    ]
+    fit = approaches.approach1(curves, n_grid=60)
+    assert fit.C.min() >= 1.2e11
+    # the small size wins where both run, until the big one's long curve overtakes it
+    assert fit.N_opt[0] == small
+
+
 def test_approach2_weights_drop_points_and_budgets():
     N, D, C, L = synthetic.isoflop_points(P, BUDGETS, span=0.6)
     w = np.where(C == BUDGETS[0], 0.0, 2.0)  # a resample that lost the smallest budget

@@ -24,12 +24,14 @@ def test_demo_is_isoflop_profiles_of_wsd_branches():
     trials = resolve(load_sweep("sweeps/demo.py"))
     by_id = {t.run_id: t for t in trials}
     branches = [t for t in trials if t.parent_run_id is not None]
-    assert branches and len(trials) == len(branches) + len({t.trial.tags["size"] for t in trials})
+    assert branches
+    assert len(trials) == len(branches) + len({t.trial.tags["size"] for t in trials})
     profiles: dict[float, set[str]] = {}
     n_of, d_all, depths = {}, [], set()
     for t in trials:
         size = t.trial.tags["size"]
-        assert t.config.model.size == size and size in SIZES
+        assert t.config.model.size == size
+        assert size in SIZES
         assert t.config.model.d_model == SIZES[size]["d_model"]
         assert t.config.train.schedule == "wsd"
         n_of[size] = flops.param_counts(t.config.model)["non_embedding"]
@@ -37,7 +39,8 @@ def test_demo_is_isoflop_profiles_of_wsd_branches():
     for b in branches:
         parent = by_id[b.parent_run_id]
         assert parent.trial.tags["size"] == b.trial.tags["size"]
-        assert parent.config.train.decay_fraction == 0.0 and b.config.train.decay_fraction == 0.2
+        assert parent.config.train.decay_fraction == 0.0
+        assert b.config.train.decay_fraction == 0.2
         assert b.trial.branch_step in parent.config.train.keep_steps
         profiles.setdefault(b.trial.tags["flop_budget"], set()).add(b.trial.tags["size"])
         d_all.append(b.trial.tags["tokens"])
