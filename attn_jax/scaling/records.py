@@ -233,12 +233,30 @@ def read_history(path) -> dict[str, np.ndarray] | None:
     return {"tokens": np.array(tokens), "loss": np.array(loss)} if len(tokens) >= 2 else None
 
 
+def _history_paths(rec, base, run_id) -> list[pathlib.Path]:
+    """Where a record's metrics.jsonl may be: the path it names, else beside the record.
+
+    A record names its history by the absolute path it was written at; a sweep
+    directory that was moved or committed (results/demo) keeps the layout
+    <sweep>/trials/<run_id>/metrics.jsonl, which is tried next.
+    """
+    here = pathlib.Path(rec.get("_dir", base))
+    paths = []
+    if rec.get("history"):
+        hp = pathlib.Path(rec["history"])
+        paths.append(hp if hp.is_absolute() else here / hp)
+        paths.append(here / "trials" / str(run_id) / hp.name)
+        paths.append(here / hp.name)
+    return paths
+
+
 def _curve(rec, base, pts, run_id, n, k) -> dict | None:
     """The run's learning curve: metrics.jsonl evals, else its records' evals."""
     hist = None
-    if rec.get("history"):
-        hp = pathlib.Path(rec["history"])
-        hist = read_history(hp if hp.is_absolute() else pathlib.Path(rec.get("_dir", base)) / hp)
+    for path in _history_paths(rec, base, run_id):
+        hist = read_history(path)
+        if hist is not None:
+            break
     if hist is None:
         # Every eval, a branch's inherited ones from its parent's stable phase too: the
         # curve of the same run trained from scratch.

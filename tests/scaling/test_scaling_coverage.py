@@ -9,10 +9,12 @@ report.HUBER_DELTA, what `analyze` fits sweeps with.
 
 Measured 2026-12-02 (R = 100, 100 resamples each; coverage of alpha / beta / a):
   design                                  delta 0.01 (analyze)   delta 1e-3 (published)
-  sweeps/demo.py (18 branch ends)         92% / 97% / 93%        98% / 100% / 95%
+  first WSD demo (18 branch ends)         92% / 97% / 93%        98% / 100% / 95%
+  sweeps/demo.py (22 branch ends)         96% / 93% / 95%        not run
   synthetic.DEMO_DESIGN (24 points)       96% / 95% / 95%        98% / 99% / 99%
   Chinchilla's 240 points (Besiroglu law) 93% / 93% / 90%        96% / 96% / 96%
-Each run took 11-18 min at load 6-13 on the shared 2-core CPU (about 3-6 min quiet).
+Each run took 11-18 min at load 6-13 on the shared 2-core CPU; the final demo design's
+row took 4 min 43 s at load 1-2.
 """
 
 import pathlib

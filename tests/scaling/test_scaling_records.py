@@ -152,3 +152,17 @@ def test_read_history_of_the_training_loops_metrics(tmp_path):
     hist = records.read_history(path)
     np.testing.assert_array_equal(hist["tokens"], [1024, 2048])
     np.testing.assert_array_equal(hist["loss"], [2.9, 2.4])  # train rows are not evals
+
+
+def test_moved_sweep_finds_its_histories_beside_the_records(tmp_path):
+    # Records name metrics.jsonl by the absolute path they were written at; a sweep
+    # directory that was moved (or committed, as results/demo) must keep its curves.
+    rec = synthetic.run_records(approach3.HOFFMANN_2022, [1e6], [1e15])[0]
+    rec = {**rec, "run_id": "r0", "history": "/gone/sweep/trials/r0/metrics.jsonl"}
+    trial = tmp_path / "trials" / "r0"
+    trial.mkdir(parents=True)
+    lines = [{"step": i, "tokens": t, "eval_loss": 4.0 - i} for i, t in enumerate([1e6, 2e6, 4e6])]
+    (trial / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    (tmp_path / "results.jsonl").write_text(json.dumps(rec) + "\n")
+    d = records.load(tmp_path / "results.jsonl")
+    np.testing.assert_allclose(d.curves[0]["loss"], [4.0, 3.0, 2.0])
