@@ -5,8 +5,9 @@ used to hold (saving the pre-activation, contracting the token axis in both
 weight-gradient dots) did not beat it: `benchmarks/train_lm.py --compare` at the
 reference LM shape, 3 interleaved rounds, 2026-12-02, 2-core CPU at load 6-11:
 1.000x in process CPU time per step (per round 1.000, 0.995, 1.002) and 0.99x
-wall (spread 0.10); on 2026-12-01 it measured 0.93x. The candidate lives on in
-that benchmark.
+wall (spread 0.10); rerun at load 1.8-2.0 the same day: 1.004x wall (per round
+1.031, 0.988, 0.988) and 0.983x CPU time; on 2026-12-01 it measured 0.93x. The
+candidate lives on in that benchmark.
 """
 
 from __future__ import annotations

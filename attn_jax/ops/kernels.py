@@ -72,8 +72,9 @@ def dense_mask(spec, T: int, S: int, q_offset=0, kv_lengths_B=None, mask=None):
 # `benchmarks/train_lm.py --compare`, reference LM shape (D 256, L 4, T 256,
 # B 32), 3 interleaved rounds, 2026-12-02, 2-core CPU shared at load 6-11:
 # heads-major 1.064x the token-major speed in process CPU time per step
-# (1595 vs 1697 ms; per round 1.064, 1.067, 1.058, spread 0.009), so it is the
-# default. Wall time at that load was noise (0.82x, per-round spread 0.93).
+# (1595 vs 1697 ms; per round 1.064, 1.067, 1.058, spread 0.009). Rerun on the
+# quiet machine (load 1.8-2.0), 2026-12-02 03:17: 1.111x in wall time (1772 vs
+# 1969 ms; per round 1.129, 1.079, 1.146) and 1.077x in CPU time, so it is the default.
 # Parameterized scores stay token-major (their score functions are).
 XLA_LAYOUTS = ("heads_major", "token_major")
 
