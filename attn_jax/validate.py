@@ -119,9 +119,6 @@ CHOICES: dict[str, tuple[Callable[[], Iterable[str]], bool]] = {
     "data.tokenizer": (_tokenizers, False),
 }
 
-# Scores only the dense "xla" kernel computes (the others take q.k, scaled or not).
-_KERNEL_SCORES = ("scaled_dot", "dot")
-
 
 def _get(config: Any, dotted: str) -> tuple[bool, Any]:
     """(present, value) of a dotted field of a ConfigDict or nested mapping."""
@@ -207,11 +204,13 @@ def check_config(config: Any, source: str = "") -> None:
         check_choice(field, value, source)
     _, kernel = _get(config, "model.kernel")
     present, score = _get(config, "model.score")
-    if lm and present and kernel != "xla" and score not in _KERNEL_SCORES:
+    from attn_jax.ops.kernels import KERNEL_SCORES
+
+    if lm and present and kernel != "xla" and score not in KERNEL_SCORES:
         where = f" ({source})" if source else ""
         raise ValueError(
             f"config.model.score={score!r} needs config.model.kernel='xla' (kernel {kernel!r} "
-            f"computes only {' and '.join(_KERNEL_SCORES)}){where}."
+            f"computes only {' and '.join(KERNEL_SCORES)}){where}."
         )
     present, name = _get(config, "data.name")
     if present:

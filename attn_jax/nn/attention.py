@@ -60,7 +60,7 @@ def _check_choices(N, K, *, score, position, kernel, cross, causal) -> None:
         raise ValueError("Cross-attention takes no causal mask and no relative positions.")
     if kernel not in kernel_ops.KERNELS:
         raise ValueError(f"Unknown attention kernel {kernel!r}; valid kernels: {kernel_names()}.")
-    if kernel != "xla" and score not in ("scaled_dot", "dot"):
+    if kernel != "xla" and score not in kernel_ops.KERNEL_SCORES:
         raise ValueError(
             f"Kernel {kernel!r} supports scores 'scaled_dot' and 'dot' only; "
             f"score={score!r} needs kernel='xla'."
@@ -253,7 +253,7 @@ class Attention(nnx.Module):
             extras.update(dropout_rate=rate, dropout_rng=dropout_rng)
         if return_weights:
             extras["return_weights"] = True
-        if self.score not in ("scaled_dot", "dot"):
+        if self.score not in kernel_ops.KERNEL_SCORES:
             extras["score"] = self.score
             extras["score_params"] = {k: v[...] for k, v in self.score_params.items()}
         missing = [k for k in extras if k not in accepted]

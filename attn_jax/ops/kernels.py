@@ -35,7 +35,7 @@ import jax.numpy as jnp
 
 from attn_jax.ops import block_sparse, blockwise, dispatch, linear, linformer, local, performer
 from attn_jax.ops.attention import apply_dropout, dot_product_attention, masked_softmax
-from attn_jax.ops.masks import MaskSpec, combine_masks
+from attn_jax.ops.masks import MaskSpec, combine_masks, expand_key_mask, padding_mask
 
 
 def dense_bias(bias_fn, T: int, S: int, q_offset=0):
@@ -55,16 +55,16 @@ def dense_mask(spec, T: int, S: int, q_offset=0, kv_lengths_B=None, mask=None):
     """
     spec = MaskSpec() if spec is None else spec
     spec_TS = None if spec.is_full and not spec.prefix_len else spec.dense(T, S, q_offset)
-    valid_B11S = None
-    if kv_lengths_B is not None:
-        valid_B11S = (
-            jnp.arange(S, dtype=jnp.int32)[None, :] < jnp.asarray(kv_lengths_B, jnp.int32)[:, None]
-        )[:, None, None, :]
+    valid_B11S = None if kv_lengths_B is None else expand_key_mask(padding_mask(kv_lengths_B, S))
     combined = combine_masks(spec_TS, mask, valid_B11S)
     return (
         None if combined is None else combined.reshape((1,) * (4 - combined.ndim) + combined.shape)
     )
 
+
+# The scores every kernel computes (q.k, scaled by `scale` or 1/sqrt(H)); the
+# parameterized ones (attn_jax.ops.scores) only the dense "xla" kernel takes.
+KERNEL_SCORES = ("scaled_dot", "dot")
 
 # Layouts of the "xla" kernel's dot-product scores. XLA:CPU wraps token-major
 # batched dots in transposes of q, k, v and the [B,N,T,S] weights (5-D ones for
@@ -142,7 +142,7 @@ def xla_attention(
     T, S = q_BTNH.shape[1], k_BSKH.shape[1]
     mask = dense_mask(spec, T, S, q_offset, kv_lengths_B, mask)
     bias = dense_bias(bias_fn, T, S, q_offset)
-    if layout == "heads_major" and score in ("scaled_dot", "dot"):
+    if layout == "heads_major" and score in KERNEL_SCORES:
         if scale is None:
             scale = q_BTNH.shape[-1] ** -0.5 if score == "scaled_dot" else 1.0
         out_BTNH, weights_BNTS = _heads_major(

@@ -18,6 +18,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from attn_jax.ops.masks import padding_mask
+
 _EPS = 1e-6
 
 
@@ -62,7 +64,7 @@ def linear_attention_features(
     phi_k = phi_k_BSKF.astype(jnp.float32)
     v = v_BSKH.astype(jnp.float32)
     if kv_lengths_B is not None:
-        valid_BS = jnp.arange(S)[None, :] < jnp.asarray(kv_lengths_B)[:, None]
+        valid_BS = padding_mask(kv_lengths_B, S)
         phi_k = phi_k * valid_BS[:, :, None, None]
     if not causal:
         kv_BKFH = jnp.einsum("BSKF,BSKH->BKFH", phi_k, v)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_jax.ops.attention import dot_product_attention
+from attn_jax.ops.masks import padding_mask
 
 
 def init_params(key, max_len: int, proj_len: int = 64, init: str = "pool"):
@@ -90,7 +91,7 @@ def linformer_attention(
     k, v = k_BSKH, v_BSKH
     valid_BS = jnp.ones((1, S), jnp.bool_)
     if kv_lengths_B is not None:
-        valid_BS = jnp.arange(S)[None, :] < jnp.asarray(kv_lengths_B)[:, None]
+        valid_BS = padding_mask(kv_lengths_B, S)
         k = jnp.where(valid_BS[..., None, None], k, 0)
         v = jnp.where(valid_BS[..., None, None], v, 0)
     k_BRKH = jnp.einsum("RS,BSKH->BRKH", e_RS.astype(k.dtype), k)

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_jax.ops.linear import check_spec
+from attn_jax.ops.masks import padding_mask
 
 # Log-scale of a padded key: exp(_NEG - r) is 0 for any real r, and _NEG - _NEG
 # is 0, not the NaN that -inf would give when no key is valid yet.
@@ -174,7 +175,7 @@ def favor_attention_features(
     v = v_BSKH.astype(jnp.float32)
     m_BSK = jax.lax.stop_gradient(logscale_BSK.astype(jnp.float32))
     if kv_lengths_B is not None:
-        valid_BS1 = (jnp.arange(S)[None, :] < jnp.asarray(kv_lengths_B)[:, None])[..., None]
+        valid_BS1 = padding_mask(kv_lengths_B, S)[..., None]
         # where, not multiply: a padded key's value may be anything, even inf.
         phi_k = jnp.where(valid_BS1[..., None], phi_k, 0.0)
         v = jnp.where(valid_BS1[..., None], v, 0.0)
