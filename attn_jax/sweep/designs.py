@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from attn_jax.sweep.spec import SweepSpecError, Trial
+from attn_jax.train.budget import wsd_decay_start
 
 TOKENS_KEY = "train.tokens"
 LR_KEY = "train.lr"
@@ -174,11 +175,6 @@ def isoflop(
             f"in {list(budgets)}."
         )
     return trials
-
-
-def wsd_decay_start(steps: int, decay_fraction: float) -> int:
-    """attn_jax.train.optim.wsd_decay_start without JAX (a test checks they agree)."""
-    return steps - int(math.floor(decay_fraction * steps + 0.5))
 
 
 def isoflop_tokens(

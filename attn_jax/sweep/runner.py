@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from attn_jax.sweep import executors, store, worker
 from attn_jax.sweep.spec import ResolvedTrial, Sweep, load_sweep, resolve
+from attn_jax.train.budget import steps_from_tokens
 
 POLL_SECONDS = 2.0  # how often to look at trials another process is running
 
@@ -41,7 +42,7 @@ def planned_steps(trial: ResolvedTrial) -> int | None:
     try:
         tokens = int(train.get("tokens", 0) or 0)
         if tokens > 0:
-            steps = -(-tokens // (int(train.batch_size) * int(train.seq_len)))
+            steps = steps_from_tokens(tokens, int(train.batch_size), int(train.seq_len))
         else:
             steps = int(train.steps)
     except (AttributeError, KeyError, TypeError, ValueError):

@@ -1,12 +1,12 @@
 """Optimizer, learning-rate schedules and the token budget -> steps rule.
 
 All budgets in this codebase are stated in tokens (what scaling laws count) and
-turned into optimizer steps in exactly one place, `total_steps`.
+turned into optimizer steps in exactly one place, `total_steps` (in
+attn_jax.train.budget, JAX-free so that sweep planning shares it; re-exported here).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import jax
@@ -14,24 +14,10 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-
-def steps_from_tokens(tokens: int, batch_size: int, seq_len: int) -> int:
-    """Optimizer steps needed to see at least `tokens` tokens (rounded up, >= 1)."""
-    per_step = batch_size * seq_len
-    if per_step <= 0:
-        raise ValueError(f"batch_size * seq_len must be positive, got {batch_size} * {seq_len}.")
-    return max(1, math.ceil(tokens / per_step))
-
-
-def total_steps(train_config: ml_collections.ConfigDict) -> int:
-    """Training steps of a run: `train.tokens` when > 0 overrides `train.steps`."""
-    tokens = int(train_config.get("tokens", 0) or 0)
-    if tokens > 0:
-        return steps_from_tokens(tokens, train_config.batch_size, train_config.seq_len)
-    steps = int(train_config.steps)
-    if steps <= 0:
-        raise ValueError("Set train.steps > 0 or a token budget train.tokens > 0.")
-    return steps
+# Re-exported: callers say optim.total_steps, as before the rules moved to budget.
+from attn_jax.train.budget import steps_from_tokens as steps_from_tokens
+from attn_jax.train.budget import total_steps as total_steps
+from attn_jax.train.budget import wsd_decay_start as wsd_decay_start
 
 
 def _warmup_cosine(lr: float, warmup: int, steps: int, min_ratio: float) -> optax.Schedule:
@@ -45,18 +31,6 @@ def _warmup_cosine(lr: float, warmup: int, steps: int, min_ratio: float) -> opta
         decay_steps=max(steps, warmup + 1),
         end_value=lr * min_ratio,
     )
-
-
-def wsd_decay_start(steps: int, decay_fraction: float) -> int:
-    """First step of a WSD cooldown over the last `decay_fraction` of `steps` steps.
-
-    The one rounding rule shared by the schedule and by the sweep designs that
-    branch a cooldown off a stable-phase run (attn_jax.sweep.designs.wsd_branches
-    mirrors it without importing JAX; a test checks they agree).
-    """
-    if not 0.0 <= decay_fraction <= 1.0:
-        raise ValueError(f"train.decay_fraction must be in [0, 1], got {decay_fraction}.")
-    return steps - int(math.floor(decay_fraction * steps + 0.5))
 
 
 DECAY_SHAPES = ("linear", "sqrt")
