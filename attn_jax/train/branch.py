@@ -24,9 +24,7 @@ import json
 import os
 from typing import Any
 
-import jax
 import ml_collections
-import orbax.checkpoint as ocp
 
 from attn_jax.train import checkpoint as ckpt_lib
 from attn_jax.train.state import TrainState
@@ -100,35 +98,20 @@ def restore_parent(
     step = int(train_config.get("init_from_step", 0) or 0)
     directory = os.path.join(path, "checkpoints")
     steps: list[int] = []
-    manager = None
     if os.path.isdir(directory):
         # read_only: never touch the parent's files (another branch may read them too).
-        options = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0)
-        manager = ocp.CheckpointManager(directory, options=options, item_names=("state", "data"))
-        steps = sorted(manager.all_steps())
-    try:
-        if step not in steps:
-            raise FileNotFoundError(
-                f"train.init_from: parent {path} has checkpoints at steps {steps or 'none'}, "
-                f"not at init_from_step={step}; the parent must keep it (train.keep_steps, "
-                "set by designs.wsd_branches) and rerunning the parent does not recreate it."
-            )
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-            state.checkpoint_items(),
-        )
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()
-            ),
-        )
-        items, meta = restored["state"], restored["data"]
-        ckpt_lib._check(step, items, meta)  # noqa: SLF001 - the same integrity check
-    finally:
-        if manager is not None:
-            manager.close()
-    return state.replace_from_checkpoint(items), meta.get("extra")
+        parent = ckpt_lib.Checkpointer(directory, read_only=True, async_save=False)
+        try:
+            steps = parent.all_steps()
+            if step in steps:
+                return parent.restore_step(step, state)
+        finally:
+            parent.close()
+    raise FileNotFoundError(
+        f"train.init_from: parent {path} has checkpoints at steps {steps or 'none'}, "
+        f"not at init_from_step={step}; the parent must keep it (train.keep_steps, "
+        "set by designs.wsd_branches) and rerunning the parent does not recreate it."
+    )
 
 
 def record_fields(train_config: ml_collections.ConfigDict, workdir: str, *, final: bool):

@@ -69,6 +69,8 @@ class Checkpointer:
       retry_delays_s: seconds to wait before each re-read of a checkpoint that
         failed to read; its length is the number of retries (tests pass zeros).
       keep_steps: steps kept besides the latest `keep` (orbax CustomSteps).
+      read_only: only read (another run's checkpoints, e.g. a branch's parent):
+        nothing in `directory` is created, saved, deleted or quarantined.
     """
 
     def __init__(
@@ -79,8 +81,10 @@ class Checkpointer:
         async_save: bool = True,
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
         keep_steps: Sequence[int] = (),
+        read_only: bool = False,
     ):
         self.directory = os.path.abspath(directory)
+        self.read_only = read_only
         self.retry_delays_s = tuple(float(d) for d in retry_delays_s)
         # keep_steps are kept besides the latest `keep` (a WSD parent's branch steps).
         keeps = [ocp.checkpoint_managers.LatestN(n=max(int(keep), 1))]
@@ -89,7 +93,8 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(keeps),
             save_interval_steps=_SAVE_EVERYTHING,
-            create=True,
+            create=not read_only,
+            read_only=read_only,
             enable_async_checkpointing=async_save,
         )
         # Handlers named up front so that item_metadata can read shapes before a restore.
@@ -104,6 +109,19 @@ class Checkpointer:
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def restore_step(self, step: int, state: TrainState) -> tuple[TrainState, dict | None]:
+        """Restores exactly `step` into `state`'s shardings.
+
+        Read, retried and checked as in `restore_latest`, but a failure raises
+        and nothing is quarantined (the caller asked for this step).
+        """
+        items, meta = self._read(step, _abstract(state))
+        _check(step, items, meta)
+        return state.replace_from_checkpoint(items), meta.get("extra")
 
     def save(self, step: int, state: TrainState, extra: dict | None = None) -> bool:
         """Saves `state` and `extra` (JSON: data iterator position, loop state) as `step`."""
@@ -135,10 +153,7 @@ class Checkpointer:
           CheckpointMismatchError: the newest readable checkpoint holds arrays
             of other shapes than `state` (another model or optimizer).
         """
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-            state.checkpoint_items(),
-        )
+        abstract = _abstract(state)
         self.manager.reload()
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
@@ -189,7 +204,7 @@ class Checkpointer:
         # and the bad files stay available for a post-mortem; numbered so that a
         # second bad checkpoint of the same step never replaces the first.
         src = os.path.join(self.directory, str(step))
-        dst = _free_path(os.path.join(os.path.dirname(self.directory), "checkpoints_corrupt"), step)
+        dst = free_path(os.path.join(os.path.dirname(self.directory), "checkpoints_corrupt"), step)
         if jax.process_index() == 0 and os.path.exists(src):
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.move(src, dst)
@@ -210,10 +225,18 @@ class Checkpointer:
         self.manager.close()
 
 
-def _free_path(parent: str, stem: Any) -> str:
-    """parent/<stem>-<n> for the smallest n >= 1 not already taken."""
+def _abstract(state: TrainState) -> Any:
+    """The checkpoint items' shapes, dtypes and shardings: the target of a restore."""
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+        state.checkpoint_items(),
+    )
+
+
+def free_path(parent: str, stem: Any) -> str:
+    """parent/<stem>-<n> for the smallest n >= 1 not already taken (a file, folder or link)."""
     n = 1
-    while os.path.exists(os.path.join(parent, f"{stem}-{n}")):
+    while os.path.lexists(os.path.join(parent, f"{stem}-{n}")):
         n += 1
     return os.path.join(parent, f"{stem}-{n}")
 

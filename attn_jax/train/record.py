@@ -22,6 +22,7 @@ import ml_collections
 
 from attn_jax import configs
 from attn_jax.jsonio import write_json_atomic
+from attn_jax.train.checkpoint import free_path
 
 STATUSES = ("done", "diverged", "failed", "preempted")
 
@@ -268,10 +269,7 @@ def _archive_run(workdir: str, changes: list[tuple[str, Any, Any]]) -> str | Non
     present = [name for name in RUN_FILES if os.path.lexists(os.path.join(workdir, name))]
     if not present:
         return None
-    n = 1
-    while os.path.lexists(os.path.join(workdir, f"previous-{n}")):
-        n += 1
-    dst = os.path.join(workdir, f"previous-{n}")
+    dst = free_path(workdir, "previous")
     if jax.process_index() == 0:
         os.makedirs(dst)
         for name in present:
