@@ -252,15 +252,67 @@ def capture_qkv(model, inputs_BT):
     return layers, model(inputs_BT)
 
 
+def _heldout_windows(config, batch: int, seq_len: int):
+    """(inputs_BT, targets_BT): `batch` full windows spread evenly over the held-out split."""
+    import jax.numpy as jnp
+    import ml_collections
+    import numpy as np
+
+    from attn_jax.data import make_lm_data
+
+    _, eval_fn = make_lm_data(
+        ml_collections.ConfigDict(config["data"]), batch_size=batch, seq_len=seq_len, seed=0
+    )
+    # Rows spread evenly over the whole held-out set (every play), not one batch.
+    batches = eval_fn()
+    rows_of = {k: np.concatenate([b[k] for b in batches]) for k in ("inputs", "targets", "weights")}
+    valid = np.flatnonzero(rows_of["weights"].min(1) > 0)
+    pick = valid[np.linspace(0, len(valid) - 1, batch).astype(int)]
+    return jnp.asarray(rows_of["inputs"][pick]), jnp.asarray(rows_of["targets"][pick])
+
+
+def _error_row(label, name, causal, options, layers, exact_outs, T: int) -> dict:
+    """One APPROX entry: its relative error against exact attention, per layer."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from attn_jax.ops.kernels import get_kernel
+    from attn_jax.ops.masks import MaskSpec
+
+    fn = get_kernel(name)
+    spec_fields = {k: options[k] for k in ("window", "block", "stride") if k in options}
+    spec = MaskSpec(causal=causal, **spec_fields)
+    call_opts = {k: v for k, v in options.items() if k not in spec_fields}
+    seeds = PERFORMER_SEEDS if name == "performer" else (None,)
+    per_layer = []
+    for L, ref in zip(layers, exact_outs):
+        errs = []
+        for seed in seeds:
+            extra = {} if seed is None else {"seed": seed}
+            out = fn(L["q"], L["k"], L["v"], spec=spec, **call_opts, **extra)
+            errs.append(float(jnp.linalg.norm(out - ref) / jnp.linalg.norm(ref)))
+        per_layer.append(float(np.mean(errs)))
+    density = None
+    if spec_fields:  # fraction of causal (query, key) pairs the pattern keeps
+        density = float(np.asarray(spec.dense(T, T)).sum() / (T * (T + 1) / 2))
+    return {
+        "label": label,
+        "kernel": name,
+        "causal": causal,
+        "options": options,
+        "rel_error_per_layer": per_layer,
+        "rel_error_mean": float(np.mean(per_layer)),
+        "density": density,
+        "seeds": list(seeds) if seeds[0] is not None else None,
+    }
+
+
 def approx_errors(args) -> dict:
     """Relative error of each APPROX kernel against exact attention on the `s` LM's q/k/v."""
     import jax
     import jax.numpy as jnp
-    import ml_collections
-    import numpy as np
     import optax
 
-    from attn_jax.data import make_lm_data
     from attn_jax.ops.kernels import get_kernel
     from attn_jax.ops.masks import MaskSpec
 
@@ -269,22 +321,9 @@ def approx_errors(args) -> dict:
         print(msg)
         return {"skipped": msg}
     model, config, step = restore_lm(args.ckpt)
-    _, eval_fn = make_lm_data(
-        ml_collections.ConfigDict(config["data"]),
-        batch_size=args.approx_batch,
-        seq_len=args.approx_seq_len,
-        seed=0,
-    )
-    # Rows spread evenly over the whole held-out set (every play), not one batch.
-    batches = eval_fn()
-    rows_of = {k: np.concatenate([b[k] for b in batches]) for k in ("inputs", "targets", "weights")}
-    valid = np.flatnonzero(rows_of["weights"].min(1) > 0)
-    pick = valid[np.linspace(0, len(valid) - 1, args.approx_batch).astype(int)]
-    inputs_BT = jnp.asarray(rows_of["inputs"][pick])
+    inputs_BT, targets_BT = _heldout_windows(config, args.approx_batch, args.approx_seq_len)
     layers, logits_BTV = capture_qkv(model, inputs_BT)
-    loss = optax.softmax_cross_entropy_with_integer_labels(
-        logits_BTV, jnp.asarray(rows_of["targets"][pick])
-    )
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, targets_BT)
     H = layers[0]["q"].shape[-1]
     w_out = [b.attn.w_out[...] for b in model.blocks]
     exact_fn = get_kernel("xla")
@@ -306,38 +345,10 @@ def approx_errors(args) -> dict:
         }
         for L in layers
     ]
-    rows = []
     T = args.approx_seq_len
-    causal_pairs = T * (T + 1) / 2
+    rows = []
     for label, name, causal, options in APPROX:
-        fn = get_kernel(name)
-        spec_fields = {k: options[k] for k in ("window", "block", "stride") if k in options}
-        spec = MaskSpec(causal=causal, **spec_fields)
-        call_opts = {k: v for k, v in options.items() if k not in spec_fields}
-        seeds = PERFORMER_SEEDS if name == "performer" else (None,)
-        per_layer = []
-        for L, ref in zip(layers, exact[causal]):
-            errs = []
-            for seed in seeds:
-                extra = {} if seed is None else {"seed": seed}
-                out = fn(L["q"], L["k"], L["v"], spec=spec, **call_opts, **extra)
-                errs.append(float(jnp.linalg.norm(out - ref) / jnp.linalg.norm(ref)))
-            per_layer.append(float(np.mean(errs)))
-        density = None
-        if spec_fields:  # fraction of causal (query, key) pairs the pattern keeps
-            density = float(np.asarray(spec.dense(T, T)).sum() / causal_pairs)
-        rows.append(
-            {
-                "label": label,
-                "kernel": name,
-                "causal": causal,
-                "options": options,
-                "rel_error_per_layer": per_layer,
-                "rel_error_mean": float(np.mean(per_layer)),
-                "density": density,
-                "seeds": list(seeds) if seeds[0] is not None else None,
-            }
-        )
+        rows.append(_error_row(label, name, causal, options, layers, exact[causal], T))
         print(f"  {label:30s} mean rel err {rows[-1]['rel_error_mean']:.4f}", flush=True)
     favor = favor_diagnostics(layers, H)
     return {
