@@ -263,7 +263,7 @@ def main():
     import numpy as np
 
     from attn_jax.models import lm_config
-    from attn_jax.train.flops import flops_per_token
+    from attn_jax.models.flops import flops_per_token
 
     ncpu = len(os.sched_getaffinity(0))
     cfg = lm_config(

@@ -25,7 +25,7 @@ from attn_jax.nn import ABSOLUTE_POSITIONS, POSITIONS, Block, Embed, Norm, dropo
 # two layers of width 96: at the demo budgets neither two layers of width 64 nor one
 # of width 96 beat the one-layer 4xs at both budgets; this one sits between 4xs and 2xs.
 # Non-embedding parameters (pre-norm LayerNorm, RoPE, MHA) are in the comments;
-# `attn_jax.train.flops.param_counts` gives exact figures for any config.
+# `attn_jax.models.flops.param_counts` gives exact figures for any config.
 # "s" is the reference shape of shared/PERFORMANCE.md (the 10-minute Shakespeare model).
 SIZES: dict[str, dict[str, int]] = {
     # 7xs, 3.5xs and 3.25xs: with 6xs..4xs, the one-layer ladder of sweeps/demo.py (one

@@ -338,7 +338,7 @@ def best_lr(
 def experiment_flops(
     experiment: str, overrides: Mapping[str, Any] | None = None
 ) -> tuple[Callable[[str], float], Callable[[str], float], int]:
-    """Analytic counts of an experiment's sizes, from attn_jax.train.flops.
+    """Analytic counts of an experiment's sizes, from attn_jax.models.flops.
 
     Args:
       experiment: "path.py[:arg]"; `size=<name>` is appended to the arg.
@@ -349,7 +349,7 @@ def experiment_flops(
     """
     from attn_jax import configs
     from attn_jax.sweep.spec import find_file, merge_args
-    from attn_jax.train import flops
+    from attn_jax.models import flops
 
     path, _, arg = experiment.partition(":")
     path = find_file(path)

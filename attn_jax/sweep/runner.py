@@ -61,7 +61,7 @@ def planned_flops(trial: ResolvedTrial) -> float | None:
     if steps is None or model is None or model.get("family") != "lm":
         return None  # train.flops counts the LM family
     try:
-        from attn_jax.train import flops
+        from attn_jax.models import flops
 
         seq_len = int(config.train.seq_len)
         tokens = steps * int(config.train.batch_size) * seq_len

@@ -35,7 +35,7 @@ class FamilyFns:
 def _lm(config: ml_collections.ConfigDict) -> FamilyFns:
     from attn_jax.data import make_lm_data
     from attn_jax.models import build_model
-    from attn_jax.train import flops
+    from attn_jax.models import flops
 
     def model(rngs):
         return build_model(config.model, rngs=rngs)
@@ -49,7 +49,7 @@ def _lm(config: ml_collections.ConfigDict) -> FamilyFns:
         if actual != counts["total"]:
             raise AssertionError(
                 f"param_counts says {counts['total']} but the model has {actual} parameters; "
-                "attn_jax/train/flops.py is out of date with the model."
+                "attn_jax.models.flops.py is out of date with the model."
             )
         return {
             "params_total": counts["total"],

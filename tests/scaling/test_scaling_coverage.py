@@ -35,7 +35,7 @@ def demo_design(spec=ROOT / "sweeps" / "demo.py"):
     when the spec cannot be resolved."""
     try:
         from attn_jax.sweep import load_sweep, resolve, runner
-        from attn_jax.train import flops
+        from attn_jax.models import flops
 
         N, D = [], []
         for t in resolve(load_sweep(str(spec))):

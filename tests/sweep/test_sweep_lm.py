@@ -19,7 +19,7 @@ def _in_repo(monkeypatch):
 def test_demo_is_isoflop_profiles_of_wsd_branches():
     import numpy as np
 
-    from attn_jax.train import flops
+    from attn_jax.models import flops
 
     trials = resolve(load_sweep("sweeps/demo.py"))
     by_id = {t.run_id: t for t in trials}

@@ -9,7 +9,7 @@ from flax import nnx
 from attn_jax.models import SIZES, DecoderLM, lm_config
 from attn_jax.ops.kernels import get_kernel, init_kernel_params
 from attn_jax.ops.masks import MaskSpec
-from attn_jax.train.flops import (
+from attn_jax.models.flops import (
     attention_flops,
     flops_6n,
     flops_per_token,

@@ -46,11 +46,11 @@ _LINEAR_CHUNK = 64  # ops.linear / ops.performer chunk default
 DENSE_KERNELS = ("xla", "blockwise", "auto", "cudnn")
 
 
-def _norm_params(cfg: LMConfig) -> int:
+def norm_params(cfg: Any) -> int:
     return cfg.d_model * (2 if cfg.norm_type == "layernorm" else 1)
 
 
-def _score_params(cfg: LMConfig) -> int:
+def score_params(cfg: Any) -> int:
     N, H = cfg.num_heads, cfg.head_size
     if cfg.score == "multiplicative":
         return N * H * H
@@ -60,14 +60,14 @@ def _score_params(cfg: LMConfig) -> int:
     return 0
 
 
-def _layer_params(cfg: LMConfig) -> int:
+def layer_params(cfg: Any) -> int:
     D, N, K, H, F = cfg.d_model, cfg.num_heads, cfg.kv_heads, cfg.head_size, cfg.ff_size
-    attn = D * (N + 2 * K) * H + N * H * D + _score_params(cfg)
+    attn = D * (N + 2 * K) * H + N * H * D + score_params(cfg)
     if cfg.position == "relative":
         attn += cfg.relative_buckets * N
     if cfg.kernel == "linformer":  # learned key/value projections [R, max_len], R = 64
         attn += 2 * _LINFORMER_PROJ_LEN * cfg.max_len
-    return attn + 2 * D * F + 2 * _norm_params(cfg)
+    return attn + 2 * D * F + 2 * norm_params(cfg)
 
 
 def param_counts(model_config: Any) -> dict[str, int]:
@@ -86,9 +86,9 @@ def param_counts(model_config: Any) -> dict[str, int]:
         embedding += cfg.max_len * D
     if not cfg.tie_embeddings:
         embedding += D * V
-    non_embedding = cfg.num_layers * _layer_params(cfg)
+    non_embedding = cfg.num_layers * layer_params(cfg)
     if cfg.norm == "pre":
-        non_embedding += _norm_params(cfg)
+        non_embedding += norm_params(cfg)
     return {
         "total": embedding + non_embedding,
         "embedding": embedding,
