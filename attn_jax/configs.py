@@ -150,3 +150,56 @@ def config_hash(config: ml_collections.ConfigDict | Mapping, length: int = 12) -
     flat = {k: v for k, v in flatten(config).items() if k not in _NOT_HASHED}
     payload = json.dumps(flat, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+def train_config(unit: str = "tokens", **overrides) -> ml_collections.ConfigDict:
+    """config.train defaults of every family (fields: docs/CONTRACTS.md; read by attn_jax/train/loop.py).
+
+    Budgets are in the family's unit: `tokens` for token families, `examples` for
+    example families (`attn_jax.families.unit_of`); `eval_at_tokens` /
+    `eval_at_examples` likewise; `unit` picks which pair the config carries.
+    """
+    train = dict(
+        batch_size=32,
+        seq_len=256,
+        steps=1000,
+        # `tokens` (or `examples`) > 0 overrides steps: steps = ceil(budget / units per step)
+        lr=1e-3,
+        schedule="cosine",  # cosine | rsqrt | constant | wsd (attn_jax.train.optim.SCHEDULES)
+        decay_fraction=0.2,  # wsd: cooldown over the last 20% of steps (Hagele et al. 2024)
+        decay_shape="sqrt",  # wsd: "sqrt" (1 - sqrt(x)) | "linear"
+        warmup_steps=100,
+        min_lr_ratio=0.1,
+        weight_decay=0.1,
+        b1=0.9,
+        b2=0.95,
+        eps=1e-8,
+        grad_clip=1.0,
+        label_smoothing=0.0,
+        log_every=50,
+        eval_every=0,  # 0 = only at eval_at_tokens budgets and at the end
+        checkpoint_every=1000,
+        keep_checkpoints=2,
+        keep_steps=(),  # checkpoints kept forever (a WSD parent's branch steps)
+        init_from="",  # a cooldown branch: parent workdir or run id (attn_jax.train.branch)
+        init_from_step=0,  # the parent's checkpoint step the branch starts from
+        async_checkpoint=True,
+        mesh_fsdp=1,  # size of the "fsdp" mesh axis (1 = pure data parallel)
+        num_devices=0,  # use the first n devices (0 = all; e.g. 1 to compare with 8)
+        distributed=False,  # jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
+        max_loss=20.0,  # a train loss above this (or NaN) stops the run as diverged
+        time_limit_s=0.0,  # > 0: stop as preempted (checkpointed) after this many seconds
+        stop_after_steps=0,  # > 0: stop as preempted after this many steps of this process
+        progress_bar=True,
+        tensorboard=True,
+        report_mfu=True,
+        # True: move this workdir's previous run (config.json, metrics, checkpoints) to
+        # previous-<n>/ and train from scratch; rerunning the same command then resumes
+        restart=False,
+    )
+    if unit not in ("tokens", "examples"):
+        raise ValueError(f"Unknown unit {unit!r}; valid: tokens, examples.")
+    train[unit] = 0
+    train[f"eval_at_{unit}"] = ()  # evaluate when this many units have been seen
+    train.update(overrides)
+    return ml_collections.ConfigDict(train)

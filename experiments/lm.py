@@ -36,6 +36,7 @@ from __future__ import annotations
 import ml_collections
 
 from attn_jax import configs, validate
+from attn_jax.configs import train_config
 from attn_jax.data import default_data_config
 from attn_jax.data.tokenizers import vocab_size
 from attn_jax.models import SIZES
@@ -76,51 +77,6 @@ def model_config(size: str, vocab: int, **overrides) -> ml_collections.ConfigDic
     model.update(SIZES[size])
     model.update(overrides)
     return ml_collections.ConfigDict(model)
-
-
-def train_config(**overrides) -> ml_collections.ConfigDict:
-    """config.train defaults (fields: docs/CONTRACTS.md; read by attn_jax/train/loop.py)."""
-    train = dict(
-        batch_size=32,
-        seq_len=256,
-        steps=1000,
-        tokens=0,  # > 0 overrides steps: steps = ceil(tokens / (batch_size * seq_len))
-        lr=1e-3,
-        schedule="cosine",  # cosine | rsqrt | constant | wsd (attn_jax.train.optim.SCHEDULES)
-        decay_fraction=0.2,  # wsd: cooldown over the last 20% of steps (Hagele et al. 2024)
-        decay_shape="sqrt",  # wsd: "sqrt" (1 - sqrt(x)) | "linear"
-        warmup_steps=100,
-        min_lr_ratio=0.1,
-        weight_decay=0.1,
-        b1=0.9,
-        b2=0.95,
-        eps=1e-8,
-        grad_clip=1.0,
-        label_smoothing=0.0,
-        log_every=50,
-        eval_every=0,  # 0 = only at eval_at_tokens budgets and at the end
-        eval_at_tokens=(),
-        checkpoint_every=1000,
-        keep_checkpoints=2,
-        keep_steps=(),  # checkpoints kept forever (a WSD parent's branch steps)
-        init_from="",  # a cooldown branch: parent workdir or run id (attn_jax.train.branch)
-        init_from_step=0,  # the parent's checkpoint step the branch starts from
-        async_checkpoint=True,
-        mesh_fsdp=1,  # size of the "fsdp" mesh axis (1 = pure data parallel)
-        num_devices=0,  # use the first n devices (0 = all; e.g. 1 to compare with 8)
-        distributed=False,  # jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
-        max_loss=20.0,  # a train loss above this (or NaN) stops the run as diverged
-        time_limit_s=0.0,  # > 0: stop as preempted (checkpointed) after this many seconds
-        stop_after_steps=0,  # > 0: stop as preempted after this many steps of this process
-        progress_bar=True,
-        tensorboard=True,
-        report_mfu=True,
-        # True: move this workdir's previous run (config.json, metrics, checkpoints) to
-        # previous-<n>/ and train from scratch; rerunning the same command then resumes
-        restart=False,
-    )
-    train.update(overrides)
-    return ml_collections.ConfigDict(train)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -82,7 +82,7 @@ LR = {
     "3.5xs": 5e-3,
     "3.25xs": 4e-3,
 }
-# Non-embedding parameters (attn_jax.train.flops.param_counts at these shapes; a
+# Non-embedding parameters (attn_jax.models.flops.param_counts at these shapes; a
 # test checks them through D = C / (6 N)).
 PARAMS = {
     "7xs": 4920,
