@@ -32,11 +32,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 _SHOWN = (
     "status",
     "steps",
-    "tokens_seen",
+    "unit",
+    "units_seen",
     "final_train_loss",
     "best_eval_loss",
+    "eval",
     "wall_seconds",
-    "tokens_per_second",
+    "units_per_second",
     "mfu",
 )
 

@@ -73,14 +73,8 @@ def _sizes() -> Iterable[str]:
     return SIZES
 
 
-def _model_families() -> Iterable[str]:
-    from attn_jax.models import FAMILIES
-
-    return FAMILIES
-
-
-def _loop_families() -> Iterable[str]:
-    from attn_jax.train.family import FAMILIES
+def _families() -> Iterable[str]:
+    from attn_jax.families import FAMILIES
 
     return FAMILIES
 
@@ -105,8 +99,8 @@ def _tokenizers() -> Iterable[str]:
 
 # dotted config field -> (the registry's keys, checked only for LM configs)
 CHOICES: dict[str, tuple[Callable[[], Iterable[str]], bool]] = {
-    "family": (_loop_families, False),
-    "model.family": (_model_families, False),
+    "family": (_families, False),
+    "model.family": (_families, False),
     "model.size": (_sizes, True),
     "model.kernel": (_kernels, True),
     "model.score": (_scores, True),

@@ -16,13 +16,14 @@ import pytest
 
 from attn_jax import configs, validate
 from attn_jax.data import builders, pipeline, tokenizers
-from attn_jax.models import FAMILIES, SIZES
+from attn_jax.families import FAMILIES
+from attn_jax.models import SIZES
 from attn_jax.models.lm import DTYPES, LM_POSITIONS
 from attn_jax.nn.block import NORM_PLACEMENTS
 from attn_jax.nn.norm import NORM_TYPES
 from attn_jax.ops.kernels import KERNELS
 from attn_jax.ops.scores import SCORES
-from attn_jax.train import family, optim
+from attn_jax.train import optim
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LM = os.path.join(REPO, "experiments/lm.py")
@@ -37,7 +38,7 @@ TYPOS = {
     "model.dtype": ("float16", DTYPES),
     "model.size": ("xxxl", SIZES),
     "model.family": ("gan", FAMILIES),
-    "family": ("gan", family.FAMILIES),
+    "family": ("gan", FAMILIES),
     "train.schedule": ("cosin", optim.SCHEDULES),
     "train.decay_shape": ("cubic", optim.DECAY_SHAPES),
     "data.tokenizer": ("bpe", tokenizers.TOKENIZERS),

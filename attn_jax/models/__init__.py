@@ -1,8 +1,11 @@
-"""Models built from attn_jax.nn, and `build_model` over the FAMILIES registry."""
+"""Models built from attn_jax.nn.
+
+The families that train them (and the one registry of families) are in
+attn_jax.families; `build_model` here builds the decoder LM from a `config.model`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flax import nnx
@@ -11,32 +14,24 @@ from attn_jax.models.generate import generate, sample_logits
 from attn_jax.models.lm import SIZES, DecoderLM, LMConfig, lm_config
 
 
-def _build_lm(model_config: Any, *, rngs: nnx.Rngs) -> nnx.Module:
+def build_model(model_config: Any, *, rngs: nnx.Rngs) -> nnx.Module:
+    """Builds the decoder LM of an LM `config.model` (a ConfigDict or mapping).
+
+    Other families' models: `attn_jax.families.get_family(config).model(rngs)`.
+
+    Raises:
+      ValueError: `model_config.family` names another family.
+    """
+    family = model_config.get("family", "lm") if hasattr(model_config, "get") else "lm"
+    if family != "lm":
+        raise ValueError(
+            f"build_model builds the 'lm' family's model, not {family!r}; use "
+            "attn_jax.families.get_family(config).model(rngs) for the others."
+        )
     return DecoderLM(LMConfig.from_config(model_config), rngs=rngs)
 
 
-# family name -> builder(model_config, *, rngs) -> nnx.Module
-FAMILIES: dict[str, Callable[..., nnx.Module]] = {"lm": _build_lm}
-
-
-def build_model(model_config: Any, *, rngs: nnx.Rngs) -> nnx.Module:
-    """Builds the model of `model_config.family` (a ConfigDict or mapping).
-
-    Args:
-      model_config: `config.model`; its `family` picks the builder ("lm" by default).
-      rngs: NNX rngs for parameter init.
-
-    Returns:
-      The NNX module.
-    """
-    family = model_config.get("family", "lm") if hasattr(model_config, "get") else "lm"
-    if family not in FAMILIES:
-        raise ValueError(f"Unknown model family {family!r}; valid families: {sorted(FAMILIES)}.")
-    return FAMILIES[family](model_config, rngs=rngs)
-
-
 __all__ = [
-    "FAMILIES",
     "SIZES",
     "DecoderLM",
     "LMConfig",

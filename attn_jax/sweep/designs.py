@@ -348,8 +348,8 @@ def experiment_flops(
       (size -> train FLOPs per token, size -> non-embedding params, tokens per step).
     """
     from attn_jax import configs
-    from attn_jax.sweep.spec import find_file, merge_args
     from attn_jax.models import flops
+    from attn_jax.sweep.spec import find_file, merge_args
 
     path, _, arg = experiment.partition(":")
     path = find_file(path)

@@ -1,4 +1,4 @@
-"""Token budgets -> optimizer steps, and the WSD cooldown's first step: no JAX.
+"""Budgets (tokens or examples) -> optimizer steps, and the WSD cooldown's first step: no JAX.
 
 The one place these rules live (attn_jax.train.optim re-exports them); the sweep
 designs and runner import it to plan trials without importing JAX.
@@ -17,14 +17,32 @@ def steps_from_tokens(tokens: int, batch_size: int, seq_len: int) -> int:
     return max(1, math.ceil(tokens / per_step))
 
 
-def total_steps(train_config) -> int:
-    """Training steps of a run: `train.tokens` when > 0 overrides `train.steps`."""
-    tokens = int(train_config.get("tokens", 0) or 0)
-    if tokens > 0:
-        return steps_from_tokens(tokens, train_config.batch_size, train_config.seq_len)
+def steps_from_units(budget: float, units_per_step: float) -> int:
+    """Optimizer steps needed to see at least `budget` units (rounded up, >= 1)."""
+    if units_per_step <= 0:
+        raise ValueError(f"units per step must be positive, got {units_per_step}.")
+    return max(1, math.ceil(budget / units_per_step - 1e-9))
+
+
+def total_steps(train_config, unit: str = "tokens", units_per_step: float | None = None) -> int:
+    """Training steps of a run: a budget `train.<unit>` > 0 overrides `train.steps`.
+
+    Args:
+      train_config: config.train.
+      unit: the family's unit, "tokens" or "examples" (attn_jax.families.unit_of).
+      units_per_step: planned units per step (attn_jax.families.units_per_step);
+        default batch_size * seq_len for tokens, batch_size for examples.
+    """
+    budget = float(train_config.get(unit, 0) or 0)
+    if budget > 0:
+        if units_per_step is None:
+            units_per_step = train_config.batch_size * (
+                train_config.seq_len if unit == "tokens" else 1
+            )
+        return steps_from_units(budget, units_per_step)
     steps = int(train_config.steps)
     if steps <= 0:
-        raise ValueError("Set train.steps > 0 or a token budget train.tokens > 0.")
+        raise ValueError(f"Set train.steps > 0 or a budget train.{unit} > 0.")
     return steps
 
 

@@ -29,8 +29,9 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from flax import nnx
 
-from attn_jax import validate
+from attn_jax import families, validate
 from attn_jax.train import branch as branch_lib
 from attn_jax.train import checkpoint as ckpt_lib
 from attn_jax.train import mesh as mesh_lib
@@ -38,7 +39,6 @@ from attn_jax.train import metrics as metrics_lib
 from attn_jax.train import optim
 from attn_jax.train import record as record_lib
 from attn_jax.train import step as step_lib
-from attn_jax.train.family import family_fns
 from attn_jax.train.state import create_train_state
 
 
@@ -112,10 +112,19 @@ class _Run:
         self.config, self.workdir, self.start = config, workdir, start
         self.tc = config.train
         self.step = 0
-        self.tokens_per_step = int(self.tc.batch_size) * int(self.tc.seq_len)
+        # The family's unit ("tokens" | "examples") and its planned count per step:
+        # budgets become steps, and FLOPs/MFU are counted, through these. `units_seen`
+        # (in loop_state, so it is checkpointed) sums the units that carried loss.
+        self.unit = families.unit_of(config)
+        self.units_per_step = families.units_per_step(config)
         self.last_train: dict[str, float] = {}
         self.eval_metrics: dict[str, float] = {}
-        self.loop_state: dict[str, Any] = {"evals_at_budget": [], "best_eval_loss": None}
+        self.loop_state: dict[str, Any] = {
+            "evals_at_budget": [],
+            "best_eval_loss": None,
+            "units_seen": 0.0,
+        }
+        self.units_at_step0 = None  # units seen through the first (compiling) step
         self.sizes: dict[str, Any] = {}
         # t0/step0: after the first (compiling) step; paused: eval and checkpoint
         # seconds, left out of tokens/s and MFU; loop0: when the loop started.
@@ -127,8 +136,8 @@ class _Run:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         config, tc = self.config, self.tc
-        fns = family_fns(config)
-        self.steps_total = optim.total_steps(tc)
+        fns = self.family = families.get_family(config)
+        self.steps_total = optim.total_steps(tc, self.unit, self.units_per_step)
         self.mesh = mesh_lib.make_mesh(
             mesh_lib.select_devices(int(tc.get("num_devices", 0) or 0)),
             fsdp=int(tc.get("mesh_fsdp", 1)),
@@ -141,9 +150,7 @@ class _Run:
                 "of the mesh; change train.batch_size."
             )
         self.train_iter, self.eval_batches = fns.data(
-            config,
             batch_size=int(tc.batch_size),  # global; each host gets its rows
-            seq_len=int(tc.seq_len),
             seed=int(config.seed),
             process_index=jax.process_index(),
             process_count=jax.process_count(),
@@ -152,16 +159,11 @@ class _Run:
         graphdef, self.state, shardings = create_train_state(
             fns.model, tx, int(config.seed), self.mesh
         )
-        self.sizes = fns.sizes(config, self.state.params)
+        self.graphdef = graphdef
+        self.sizes = fns.sizes(self.state.params)
         self.steps = step_lib.CompiledSteps(
-            step_lib.make_train_step(
-                graphdef,
-                tx,
-                schedule,
-                label_smoothing=float(tc.label_smoothing),
-                dropout=fns.uses_dropout(config),
-            ),
-            step_lib.make_eval_step(graphdef),
+            step_lib.make_train_step(graphdef, tx, schedule, fns.loss, dropout=fns.uses_dropout),
+            step_lib.make_eval_step(graphdef, fns.eval_sums),
             shardings,
             self.mesh,
         )
@@ -179,7 +181,11 @@ class _Run:
             extra = extra or {}
             if extra.get("data") is not None:
                 self.train_iter.set_state(extra["data"])
-            self.loop_state.update(extra.get("loop") or {})
+            loop = dict(extra.get("loop") or {})
+            self.loop_state.update(loop)
+            self.step = int(jax.device_get(self.state.step))
+            if "units_seen" not in loop:  # a checkpoint from before units were counted
+                self.loop_state["units_seen"] = float(self.step * self.units_per_step)
             self.step = int(jax.device_get(self.state.step))
             logging.info("Resumed at step %d", self.step)
         self.devices_desc = record_lib.describe_devices(devices)
@@ -196,8 +202,11 @@ class _Run:
     def train(self) -> dict[str, Any]:
         self.setup()
         tc = self.tc
-        budgets = sorted(int(b) for b in (tc.get("eval_at_tokens") or ()))
-        done_budgets = {int(e["tokens_budget"]) for e in self.loop_state["evals_at_budget"]}
+        budgets = sorted(int(b) for b in (tc.get(f"eval_at_{self.unit}") or ()))
+        done_budgets = {
+            int(e.get("budget", e.get("tokens_budget", -1)))
+            for e in self.loop_state["evals_at_budget"]
+        }
         stop_after = int(tc.get("stop_after_steps", 0) or 0)
         first_step = self.step
         time_limit = float(tc.get("time_limit_s", 0) or 0)
@@ -223,8 +232,8 @@ class _Run:
                     jax.block_until_ready(metrics)
                     self.timing.update(t0=time.time(), step0=self.step)
 
-                tokens = self.step * self.tokens_per_step
-                due = [b for b in budgets if b <= tokens and b not in done_budgets]
+                planned = self.step * self.units_per_step
+                due = [b for b in budgets if b <= planned and b not in done_budgets]
                 eval_due = bool(due) or (eval_every > 0 and self.step % eval_every == 0)
                 save_due = (ckpt_every > 0 and self.step % ckpt_every == 0) or (
                     self.step in keep_steps
@@ -263,6 +272,7 @@ class _Run:
             return self.finish("preempted")
         if not self.eval_metrics or self.eval_metrics.get("step") != self.step:
             self._evaluate([b for b in budgets if b not in done_budgets])
+        self._decode_eval()
         self._save()
         return self.finish("done")
 
@@ -270,6 +280,11 @@ class _Run:
         """Fetches a finished step's metrics; logs; returns False if the loss diverged."""
         step, metrics = pending
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        count = values.get("count", 0.0)
+        if math.isfinite(count):  # a poisoned (NaN) batch counts no units
+            self.loop_state["units_seen"] += count
+        if step == self.timing["step0"]:
+            self.units_at_step0 = self.loop_state["units_seen"]
         window.append(values)
         self.last_train = {"step": step, **values}
         loss = values["loss"]
@@ -282,22 +297,26 @@ class _Run:
 
     def _log_window(self, step: int, window: list) -> None:
         """Writes the mean of the steps since the last row as step `step`'s train row."""
-        row = {k: float(np.mean([w[k] for w in window])) for k in window[-1] if k != "tokens"}
+        row = {k: float(np.mean([w[k] for w in window])) for k in window[-1] if k != "count"}
         row.update(self._throughput(step))
         self.writer.write(step, "train", row)
         self.bar.update(step, self._postfix(row))
         window.clear()
 
     def _throughput(self, step: int) -> dict[str, float]:
+        """<unit>_per_second (units that carried loss, first step excluded), <unit>_seen, mfu."""
         t0, step0 = self.timing["t0"], self.timing["step0"]
-        if t0 is None or step <= step0:
-            return {}
-        elapsed = (self.timing["loop1"] or time.time()) - t0 - self.timing["paused"]
-        tps = (step - step0) * self.tokens_per_step / max(elapsed, 1e-9)
-        out = {"tokens_per_second": tps, "tokens_seen": step * self.tokens_per_step}
-        fpt = self.sizes.get("flops_per_token")
-        if fpt and math.isfinite(self.peak[0]):
-            out["mfu"] = fpt * tps / self.peak[0]
+        out = {f"{self.unit}_seen": int(round(self.loop_state["units_seen"]))}
+        if t0 is None or step <= step0 or self.units_at_step0 is None:
+            return out
+        elapsed = max((self.timing["loop1"] or time.time()) - t0 - self.timing["paused"], 1e-9)
+        out[f"{self.unit}_per_second"] = (
+            self.loop_state["units_seen"] - self.units_at_step0
+        ) / elapsed
+        fpu = self.sizes.get("flops_per_unit")
+        if fpu and math.isfinite(self.peak[0]):
+            # analytic FLOPs of the steps run (planned units: padding is computed too)
+            out["mfu"] = fpu * (step - step0) * self.units_per_step / elapsed / self.peak[0]
         return out
 
     def _train_seconds(self) -> float | None:
@@ -310,8 +329,9 @@ class _Run:
     @staticmethod
     def _postfix(row: dict) -> dict[str, str]:
         out = {"loss": f"{row['loss']:.4f}"}
-        if "tokens_per_second" in row:
-            out["tok/s"] = f"{row['tokens_per_second']:.0f}"
+        for unit, short in (("tokens", "tok/s"), ("examples", "ex/s")):
+            if f"{unit}_per_second" in row:
+                out[short] = f"{row[f'{unit}_per_second']:.0f}"
         if "mfu" in row:
             out["mfu"] = f"{100 * row['mfu']:.1f}%"
         return out
@@ -325,33 +345,41 @@ class _Run:
             totals = out if totals is None else jax.tree.map(lambda a, b: a + b, totals, out)
         if totals is None:
             raise ValueError("The eval set is empty; check config.data (split, eval_batches).")
-        totals = {k: float(v) for k, v in jax.device_get(totals).items()}
-        denom = max(totals["weight_sum"], 1.0)
-        tokens = self.step * self.tokens_per_step
-        result = {
-            "loss": totals["loss_sum"] / denom,
-            "accuracy": totals["correct_sum"] / denom,
-            "eval_tokens": totals["weight_sum"],
-            "tokens_seen": tokens,
-        }
+        result = dict(
+            self.family.eval_finalize({k: float(v) for k, v in jax.device_get(totals).items()})
+        )
+        result[f"eval_{self.unit}"] = result.pop("count", None)
+        result[f"{self.unit}_seen"] = int(round(self.loop_state["units_seen"]))
         self.eval_metrics = {"step": self.step, **result}
         self.writer.write(self.step, "eval", result)
+        loss = result.get("loss")
         best = self.loop_state["best_eval_loss"]
-        if math.isfinite(result["loss"]) and (best is None or result["loss"] < best):
-            self.loop_state["best_eval_loss"] = result["loss"]
-        fpt = self.sizes.get("flops_per_token") or math.nan
+        if loss is not None and math.isfinite(loss) and (best is None or loss < best):
+            self.loop_state["best_eval_loss"] = loss
+        fpu = self.sizes.get("flops_per_unit") or math.nan
+        planned = self.step * self.units_per_step
         for budget in budgets:
             self.loop_state["evals_at_budget"].append(
                 {
-                    "tokens": tokens,
-                    "tokens_budget": budget,
-                    "flops": fpt * tokens,
+                    self.unit: planned,  # as planned (= seen for the LM), the budget's unit
+                    f"{self.unit}_budget": budget,
+                    "budget": budget,
+                    "flops": fpu * planned,
                     "step": self.step,
-                    "eval_loss": result["loss"],
+                    "eval_loss": loss,
                     # schedule-final: at the end of a decayed schedule (else a mid-run eval)
                     "final": self.step == self.steps_total and optim.is_schedule_final(self.tc),
                 }
             )
+
+    def _decode_eval(self) -> None:
+        """The family's decoding-based metrics (BLEU, exact match) at the end of a run."""
+        if self.family.decode_eval is None:
+            return
+        model = nnx.merge(self.graphdef, self.state.params, self.state.model_state)
+        result = {k: float(v) for k, v in self.family.decode_eval(model, True).items()}
+        self.eval_metrics.update(result)
+        self.writer.write(self.step, "eval", result)
 
     def _save(self) -> None:
         extra = {"data": self.train_iter.get_state(), "loop": self.loop_state}
@@ -364,29 +392,37 @@ class _Run:
         self.finished = True
         if self.checkpointer is not None:
             self.checkpointer.wait()
-        tokens = self.step * self.tokens_per_step
-        fpt = self.sizes.get("flops_per_token")
+        unit, seen = self.unit, int(round(self.loop_state["units_seen"]))
+        fpu = self.sizes.get("flops_per_unit")
         n_ne = self.sizes.get("params_non_embedding")
-        tps = self._throughput(self.step).get("tokens_per_second")
-        mfu = fpt * tps / self.peak[0] if fpt and tps and math.isfinite(self.peak[0]) else None
+        speed = self._throughput(self.step)
+        # analytic FLOPs of the steps run (planned units: computed padding included)
+        planned = self.step * self.units_per_step
         evals = {k: v for k, v in self.eval_metrics.items() if k != "step"}
+        per_unit = "token" if unit == "tokens" else "example"
         self.record = record_lib.make_record(
             self.config,
             devices=getattr(self, "devices_desc", None),
             params_total=self.sizes.get("params_total"),
             params_embedding=self.sizes.get("params_embedding"),
             params_non_embedding=n_ne,
-            tokens_seen=tokens,
-            flops_per_token=fpt,
-            train_flops=fpt * tokens if fpt else None,
-            train_flops_6nd=6 * n_ne * tokens if n_ne else None,
+            unit=unit,
+            units_seen=seen,
+            flops_per_unit=fpu,
+            units_per_second=speed.get(f"{unit}_per_second"),
+            **{
+                f"{unit}_seen": seen,
+                f"flops_per_{per_unit}": fpu,
+                f"{unit}_per_second": speed.get(f"{unit}_per_second"),
+            },
+            train_flops=fpu * planned if fpu else None,
+            train_flops_6nd=6 * n_ne * planned if n_ne else None,
             status=status,
             final_train_loss=self.last_train.get("loss"),
             eval=evals,
             best_eval_loss=self.loop_state["best_eval_loss"],
             wall_seconds=time.time() - self.start,
-            tokens_per_second=tps,
-            mfu=mfu,
+            mfu=speed.get("mfu"),
             mfu_peak={"flops_per_second": self.peak[0], "source": self.peak[1]},
             history=os.path.join(self.workdir, "metrics.jsonl"),
             evals_at_budget=self.loop_state["evals_at_budget"],

@@ -38,6 +38,12 @@ FIELDS = (
     "params_total",
     "params_embedding",
     "params_non_embedding",
+    # the family's unit ("tokens" | "examples"), units that carried loss, FLOPs per
+    # planned unit, units/s; tokens families also carry the tokens_* names below
+    "unit",
+    "units_seen",
+    "flops_per_unit",
+    "units_per_second",
     "tokens_seen",
     "flops_per_token",
     "train_flops",

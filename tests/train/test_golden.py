@@ -6,8 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from attn_jax import configs
-from attn_jax.models import build_model
+from attn_jax import configs, families
 from attn_jax.train import mesh as mesh_lib
 from attn_jax.train import optim
 from attn_jax.train import step as step_lib
@@ -32,12 +31,11 @@ def test_first_step_matches_golden(devices8, num_devices):
     tc = config.train
     mesh = mesh_lib.make_mesh(devices8[:num_devices])
     tx, sched = optim.make_optimizer(tc, optim.total_steps(tc))
-    graphdef, state, shardings = create_train_state(
-        lambda rngs: build_model(config.model, rngs=rngs), tx, config.seed, mesh
-    )
+    family = families.get_family(config)
+    graphdef, state, shardings = create_train_state(family.model, tx, config.seed, mesh)
     steps = step_lib.CompiledSteps(
-        step_lib.make_train_step(graphdef, tx, sched),
-        step_lib.make_eval_step(graphdef),
+        step_lib.make_train_step(graphdef, tx, sched, family.loss),
+        step_lib.make_eval_step(graphdef, family.eval_sums),
         shardings,
         mesh,
     )

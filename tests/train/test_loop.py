@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from train_helpers import REPO, smoke_config
 
-from attn_jax import configs
-from attn_jax.train import family
+from attn_jax import configs, families
+from attn_jax.families import lm as lm_family
 from attn_jax.train import loop as loop_lib
 from attn_jax.train import record as record_lib
 from attn_jax.train.loop import train_and_evaluate
@@ -68,19 +68,18 @@ class _Poisoned:
 
 
 def test_nan_loss_ends_run_as_diverged_with_record(tmp_path, monkeypatch):
-    lm = family.FAMILIES["lm"]
     nan_step = 4  # a step checkpoint_every=4 saves: its NaN state must not be saved
 
     def poisoned(config):  # NaN weights from batch nan_step on: the loss turns NaN there
-        fns = lm(config)
+        fns = lm_family.make(config)
 
-        def data(config, **kwargs):
-            train_iter, eval_fn = fns.data(config, **kwargs)
+        def data(**kwargs):
+            train_iter, eval_fn = fns.data(**kwargs)
             return _Poisoned(train_iter, first_nan_batch=nan_step - 1), eval_fn
 
         return dataclasses.replace(fns, data=data)
 
-    monkeypatch.setitem(family.FAMILIES, "lm", poisoned)
+    monkeypatch.setitem(families.FAMILIES, "lm", families.FamilyEntry("tokens", poisoned))
     config = smoke(**{"train.log_every": 1})
     assert config.train.checkpoint_every == nan_step
     assert config.train.steps > nan_step

@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 
 from attn_jax import configs
+from attn_jax.families import base as family_base
 from attn_jax.train import mesh as mesh_lib
 from attn_jax.train import optim
 from attn_jax.train import step as step_lib
@@ -89,6 +90,23 @@ def make_batches(n, batch_size=8, seq_len=8, vocab=32, seed=0):
     return out
 
 
+def token_loss(label_smoothing: float = 0.0):
+    """The LM family's loss for a model taking `inputs` (what families.lm builds)."""
+
+    def loss(model, batch, rng):
+        logits = model(batch["inputs"], deterministic=rng is None, dropout_rng=rng)
+        return family_base.classification_loss(
+            logits, batch["targets"], batch["weights"], label_smoothing
+        )
+
+    return loss
+
+
+def token_eval_sums(model, batch):
+    logits = model(batch["inputs"], deterministic=True)
+    return family_base.classification_sums(logits, batch["targets"], batch["weights"])
+
+
 def setup_steps(model_fn, train_config, devices, fsdp=1, dropout=False, seed=0):
     """(state, CompiledSteps) for `model_fn` on a mesh over `devices`."""
     mesh = mesh_lib.make_mesh(devices, fsdp=fsdp)
@@ -96,9 +114,9 @@ def setup_steps(model_fn, train_config, devices, fsdp=1, dropout=False, seed=0):
     graphdef, state, shardings = create_train_state(model_fn, tx, seed, mesh)
     steps = step_lib.CompiledSteps(
         step_lib.make_train_step(
-            graphdef, tx, sched, label_smoothing=train_config.label_smoothing, dropout=dropout
+            graphdef, tx, sched, token_loss(train_config.label_smoothing), dropout=dropout
         ),
-        step_lib.make_eval_step(graphdef),
+        step_lib.make_eval_step(graphdef, token_eval_sums),
         shardings,
         mesh,
     )
