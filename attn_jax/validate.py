@@ -12,8 +12,9 @@ It runs where configs are resolved: `configs.load_config` and
 run), `attn_jax.main` after command-line overrides, and the top of
 `train_and_evaluate` as the safety net: all before a tokenizer is trained or a
 corpus is built. Fields a config does not have are not checked (a test
-experiment may carry only a few), and LM-only checks run only when the config
-names the "lm" family.
+experiment may carry only a few), and LM-only checks (the model's choices and
+`data.name`, which names an LM corpus) run only when the config names the "lm"
+family; other families check their own fields where they build.
 
 Data names: the packaged corpora (`attn_jax.data.BUILDERS`), any dataset
 registered with tfds in this process (`tfds.list_builders` without community
@@ -207,7 +208,7 @@ def check_config(config: Any, source: str = "") -> None:
             f"computes only {' and '.join(KERNEL_SCORES)}){where}."
         )
     present, name = _get(config, "data.name")
-    if present:
+    if present and lm:  # the LM's corpora; other families read their own data
         _, data_dir = _get(config, "data.data_dir")
         check_data_name(name, data_dir or "", source)
     if lm and _get(config, "model")[0]:

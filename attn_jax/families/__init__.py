@@ -37,11 +37,16 @@ class FamilyEntry:
         (default: batch_size * seq_len for tokens, batch_size for examples).
         Budgets become steps through it; the record's `<unit>_seen` counts the
         units that actually carried loss.
+      counts: "module:function" or a callable, `counts(config) -> {params_total,
+        params_embedding, params_non_embedding, flops_per_unit}` from the config
+        alone (no model built): what the sweep plans FLOPs with. The family's
+        `sizes(params)` returns the same numbers, checked against the model.
     """
 
     unit: str
     factory: str | Callable[[Any], Any]
     units_per_step: Callable[[Any], float] | None = None
+    counts: str | Callable[[Any], dict] | None = None
 
 
 def _mlm_units(config) -> float:
@@ -51,7 +56,7 @@ def _mlm_units(config) -> float:
 
 
 FAMILIES: dict[str, FamilyEntry] = {
-    "lm": FamilyEntry("tokens", "attn_jax.families.lm:make"),
+    "lm": FamilyEntry("tokens", "attn_jax.families.lm:make", counts="attn_jax.families.lm:counts"),
     "mlm": FamilyEntry("tokens", "attn_jax.families.mlm:make", _mlm_units),
     "seq2seq": FamilyEntry("tokens", "attn_jax.families.seq2seq:make"),
 }
@@ -62,11 +67,19 @@ def register(
     unit: str,
     factory: str | Callable[[Any], Any],
     units_per_step: Callable[[Any], float] | None = None,
+    counts: str | Callable[[Any], dict] | None = None,
 ) -> None:
-    """Adds (or replaces) family `name`; `factory(config) -> Family`."""
+    """Adds (or replaces) family `name`; `factory(config) -> Family` (see FamilyEntry)."""
     if unit not in UNITS:
         raise ValueError(f"Unknown unit {unit!r} for family {name!r}; valid: {', '.join(UNITS)}.")
-    FAMILIES[name] = FamilyEntry(unit, factory, units_per_step)
+    FAMILIES[name] = FamilyEntry(unit, factory, units_per_step, counts)
+
+
+def _load(ref):
+    if isinstance(ref, str):
+        module, _, fn = ref.partition(":")
+        return getattr(importlib.import_module(module), fn)
+    return ref
 
 
 def family_name(config) -> str:
@@ -103,11 +116,7 @@ def units_per_step(config) -> float:
 def get_family(config):
     """Builds the `Family` of `config.family` for `config`."""
     e = entry(config)
-    factory = e.factory
-    if isinstance(factory, str):
-        module, _, fn = factory.partition(":")
-        factory = getattr(importlib.import_module(module), fn)
-    family = factory(config)
+    family = _load(e.factory)(config)
     if family.unit != e.unit:
         raise ValueError(
             f"Family {family_name(config)!r} is registered with unit {e.unit!r} "
@@ -116,7 +125,15 @@ def get_family(config):
     return family
 
 
+def counts(config) -> dict | None:
+    """Analytic {params_*, flops_per_unit} of `config` without a model; None if the
+    family registers no `counts`."""
+    e = entry(config)
+    return None if e.counts is None else dict(_load(e.counts)(config))
+
+
 __all__ = [
+    "counts",
     "FAMILIES",
     "UNITS",
     "FamilyEntry",

@@ -7,10 +7,22 @@ import ml_collections
 from attn_jax.families import base
 
 
+def counts(config: ml_collections.ConfigDict) -> dict:
+    """Analytic parameter counts and training FLOPs per token of `config`'s LM."""
+    from attn_jax.models import flops
+
+    c = flops.param_counts(config.model)
+    return {
+        "params_total": c["total"],
+        "params_embedding": c["embedding"],
+        "params_non_embedding": c["non_embedding"],
+        "flops_per_unit": flops.flops_per_token(config.model, int(config.train.seq_len)),
+    }
+
+
 def make(config: ml_collections.ConfigDict) -> base.Family:
     """The LM `Family` of `config` (experiments/lm.py)."""
     from attn_jax.data import make_lm_data
-    from attn_jax.models import flops
     from attn_jax.models.lm import DecoderLM, LMConfig
 
     model_cfg = LMConfig.from_config(config.model)
@@ -34,14 +46,9 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
         return base.classification_sums(logits_BTV, batch["targets"], batch["weights"])
 
     def sizes(params):
-        counts = flops.param_counts(model_cfg)
-        base.check_param_count(params, counts["total"], "attn_jax.models.flops.param_counts")
-        return {
-            "params_total": counts["total"],
-            "params_embedding": counts["embedding"],
-            "params_non_embedding": counts["non_embedding"],
-            "flops_per_unit": flops.flops_per_token(model_cfg, seq_len),
-        }
+        out = counts(config)
+        base.check_param_count(params, out["params_total"], "attn_jax.models.flops.param_counts")
+        return out
 
     return base.Family(
         name="lm",

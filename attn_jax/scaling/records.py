@@ -187,24 +187,35 @@ def _final_loss(rec) -> float | None:
     return None
 
 
+def _units(entry) -> float | None:
+    """The units (tokens or examples) of a record or an evals_at_budget entry."""
+    for key in ("units_seen", "tokens_seen", "examples_seen", "tokens", "examples"):
+        if entry.get(key) is not None:
+            return float(entry[key])
+    return None
+
+
 def run_points(rec) -> list[tuple[float, float | None, float, bool]]:
-    """(tokens, analytic flops or None, loss, schedule-final) of one run record.
+    """(units, analytic flops or None, loss, schedule-final) of one run record.
+
+    Units are tokens for token families, examples for example families (the record's
+    `unit`): D of the laws.
 
     The last point is the run's final eval, schedule-final when the record says
     `schedule_final` (absent: True). The others are `evals_at_budget` entries before
     the end (mid-run); a branch leaves out its parent's, which it inherited.
     """
-    end = float(rec.get("tokens_seen") or 0)
+    end = _units(rec) or 0.0
     start_step = rec.get("init_from_step") if rec.get("parent_run_id") else None
     pts = []
     for b in rec.get("evals_at_budget") or []:
-        if b.get("eval_loss") is None or b.get("tokens") is None:
+        if b.get("eval_loss") is None or _units(b) is None:
             continue
         if start_step is not None and b.get("step") is not None and b["step"] <= start_step:
             continue  # the parent's eval, in the parent's record
-        if end and float(b["tokens"]) >= 0.99 * end and _final_loss(rec) is not None:
+        if end and _units(b) >= 0.99 * end and _final_loss(rec) is not None:
             continue  # the final eval itself: the point below
-        pts.append((float(b["tokens"]), b.get("flops"), float(b["eval_loss"]), False))
+        pts.append((_units(b), b.get("flops"), float(b["eval_loss"]), False))
     loss = _final_loss(rec)
     if loss is not None and end:
         final = rec.get("schedule_final")
@@ -223,7 +234,7 @@ def read_history(path) -> dict[str, np.ndarray] | None:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by preemption
-        t = row.get("tokens", row.get("tokens_seen"))
+        t = next((row[k] for k in ("tokens", "tokens_seen", "examples_seen") if k in row), None)
         v = next((row[k] for k in ("eval_loss", "eval/loss", "eval.loss") if k in row), None)
         if v is None and row.get("kind") == "eval":  # attn_jax.train's metrics.jsonl
             v = row.get("loss")
@@ -261,9 +272,9 @@ def _curve(rec, base, pts, run_id, n, k) -> dict | None:
         # Every eval, a branch's inherited ones from its parent's stable phase too: the
         # curve of the same run trained from scratch.
         evals = {
-            float(e["tokens"]): float(e["eval_loss"])
+            _units(e): float(e["eval_loss"])
             for e in rec.get("evals_at_budget") or []
-            if e.get("eval_loss") is not None and e.get("tokens") is not None
+            if e.get("eval_loss") is not None and _units(e) is not None
         }
         evals.update({p[0]: p[2] for p in pts})
         if len(evals) >= 2:
@@ -299,8 +310,10 @@ def load_records(
     N, D, C, L, run, final, ids, curves = [], [], [], [], [], [], [], []
     for i, rec in enumerate(done):
         n = float(rec[PARAMS[params]])
-        fpt = rec.get("flops_per_token") or (
-            rec.get("train_flops", 0) / max(rec.get("tokens_seen", 1), 1)
+        fpt = (
+            rec.get("flops_per_unit")
+            or rec.get("flops_per_token")
+            or (rec.get("train_flops", 0) / max(_units(rec) or 1, 1))
         )
         pts = run_points(rec)
         for d, c, loss, is_final in pts:

@@ -338,33 +338,40 @@ def best_lr(
 def experiment_flops(
     experiment: str, overrides: Mapping[str, Any] | None = None
 ) -> tuple[Callable[[str], float], Callable[[str], float], int]:
-    """Analytic counts of an experiment's sizes, from attn_jax.models.flops.
+    """Analytic counts of an experiment's sizes, from its family (attn_jax.families).
 
     Args:
       experiment: "path.py[:arg]"; `size=<name>` is appended to the arg.
       overrides: config overrides the trials will apply (seq_len, batch_size, ...).
 
     Returns:
-      (size -> train FLOPs per token, size -> non-embedding params, tokens per step).
+      (size -> training FLOPs per unit, size -> non-embedding params, units per
+      step), the unit being the family's: tokens for the LM, so the designs'
+      `tokens_per_step` and token budgets are in it (for an examples family pass
+      tokens_key="train.examples" and eval_at_key="train.eval_at_examples").
     """
-    from attn_jax import configs
-    from attn_jax.models import flops
+    from attn_jax import configs, families
     from attn_jax.sweep.spec import find_file, merge_args
 
     path, _, arg = experiment.partition(":")
     path = find_file(path)
     overrides = dict(overrides or {})
     base = configs.apply_overrides(configs.load_config(f"{path}:{arg}"), overrides)
-    seq_len = int(base.train.seq_len)
 
-    def model(size: str):
+    def counts(size: str) -> dict:
         config = configs.load_config(f"{path}:{merge_args(arg, f'size={size}')}")
-        return configs.apply_overrides(config, overrides).model
+        out = families.counts(configs.apply_overrides(config, overrides))
+        if out is None:
+            raise SweepSpecError(
+                f"{experiment}: family {families.family_name(config)!r} registers no analytic "
+                "counts (FamilyEntry.counts), so FLOP-based designs cannot plan it."
+            )
+        return out
 
-    def per_token(size: str) -> float:
-        return float(flops.flops_per_token(model(size), seq_len))
+    def per_unit(size: str) -> float:
+        return float(counts(size)["flops_per_unit"])
 
     def params(size: str) -> float:
-        return float(flops.param_counts(model(size))["non_embedding"])
+        return float(counts(size)["params_non_embedding"])
 
-    return per_token, params, int(base.train.batch_size) * seq_len
+    return per_unit, params, int(families.units_per_step(base))

@@ -26,25 +26,24 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from attn_jax import families
 from attn_jax.sweep import executors, store, worker
 from attn_jax.sweep.spec import ResolvedTrial, Sweep, load_sweep, resolve
-from attn_jax.train.budget import steps_from_tokens
+from attn_jax.train.budget import total_steps
 
 POLL_SECONDS = 2.0  # how often to look at trials another process is running
 
 
 def planned_steps(trial: ResolvedTrial) -> int | None:
-    """Optimizer steps a trial runs (`train.tokens` > 0 overrides `train.steps`).
+    """Optimizer steps a trial runs (a budget `train.<unit>` > 0 overrides `train.steps`).
 
-    A branch runs only the steps after its parent's checkpoint.
+    The unit and units per step are the family's (attn_jax.families). A branch runs
+    only the steps after its parent's checkpoint.
     """
-    train = trial.config.get("train")
+    config = trial.config
     try:
-        tokens = int(train.get("tokens", 0) or 0)
-        if tokens > 0:
-            steps = steps_from_tokens(tokens, int(train.batch_size), int(train.seq_len))
-        else:
-            steps = int(train.steps)
+        unit = families.unit_of(config)
+        steps = total_steps(config.train, unit, families.units_per_step(config))
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
     if trial.parent_run_id is not None:
@@ -53,19 +52,17 @@ def planned_steps(trial: ResolvedTrial) -> int | None:
 
 
 def planned_flops(trial: ResolvedTrial) -> float | None:
-    """Analytic training FLOPs of a trial: its `flops` tag, else from the model config."""
+    """Analytic training FLOPs of a trial: its `flops` tag, else the family's counts."""
     if "flops" in trial.trial.tags:
         return float(trial.trial.tags["flops"])
     config, steps = trial.config, planned_steps(trial)
-    model = config.get("model")
-    if steps is None or model is None or model.get("family") != "lm":
-        return None  # train.flops counts the LM family
+    if steps is None:
+        return None
     try:
-        from attn_jax.models import flops
-
-        seq_len = int(config.train.seq_len)
-        tokens = steps * int(config.train.batch_size) * seq_len
-        return float(flops.flops_per_token(model, seq_len)) * tokens
+        counts = families.counts(config)
+        if counts is None:
+            return None  # the family registers no analytic counts
+        return float(counts["flops_per_unit"]) * steps * families.units_per_step(config)
     except (ImportError, AttributeError, KeyError, TypeError, ValueError):
         return None
 

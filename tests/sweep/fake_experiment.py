@@ -1,12 +1,23 @@
 """A tiny experiment for sweep tests, trained by attn_jax.sweep.testing.fake_train.
 
 Its keys mirror experiments/lm.py where sweeps touch them (model.size,
-train.tokens, train.lr, seed, train.eval_at_tokens).
+train.tokens, train.lr, seed, train.eval_at_tokens). It registers its own
+family, "fake" (as a user's experiment file may): tokens, no analytic counts,
+so the sweep runs its trials in spec order.
 """
 
 import ml_collections
 
-from attn_jax import configs
+from attn_jax import configs, families
+
+
+def _no_loop_family(config):
+    raise NotImplementedError(
+        "The fake family is trained only by attn_jax.sweep.testing.fake_train."
+    )
+
+
+families.register("fake", "tokens", _no_loop_family)
 
 SIZES = {
     "xs": dict(d_model=16, num_layers=1),
@@ -22,6 +33,7 @@ def get_config(arg=None):
         raise ValueError(f"Unknown size {arg.size!r}; valid: {', '.join(SIZES)}.")
     config = ml_collections.ConfigDict()
     config.experiment = "fake"
+    config.family = "fake"
     config.seed = 0
     config.model = ml_collections.ConfigDict(dict(size=arg.size, **SIZES[arg.size]))
     config.train = ml_collections.ConfigDict(
