@@ -162,7 +162,16 @@ class Checkpointer:
             except CheckpointMismatchError:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure means "not usable"
-                self._quarantine(step, err)
+                if self.read_only:  # another run's files: never moved, only skipped
+                    warnings.warn(
+                        f"Checkpoint step {step} in {self.directory} is unreadable or corrupt "
+                        f"({type(err).__name__}: {str(err)[:200]}); reading the previous one "
+                        "(left in place: this Checkpointer is read-only).",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                else:
+                    self._quarantine(step, err)
                 continue
             logging.info("Restored checkpoint at step %d from %s", step, self.directory)
             return state.replace_from_checkpoint(items), meta.get("extra")

@@ -75,6 +75,19 @@ def test_corrupt_latest_falls_back_to_previous(tmp_path, fresh_state):
     ckpt.close()
 
 
+def test_read_only_reader_skips_a_corrupt_step_and_moves_nothing(tmp_path, fresh_state):
+    directory = tmp_path / "ckpt"
+    _save_steps(directory, fresh_state, [1, 2])
+    _corrupt(directory / "2")
+    ckpt = ckpt_lib.Checkpointer(directory, read_only=True, retry_delays_s=NO_WAIT)
+    with pytest.warns(RuntimeWarning, match="step 2 .* corrupt.*read-only"):
+        state, _ = ckpt.restore_latest(fresh_state)
+    ckpt.close()
+    assert int(state.step) == 1
+    assert (directory / "2" / "state").exists()  # another run's files stay where they are
+    assert not (tmp_path / "checkpoints_corrupt").exists()
+
+
 def test_second_quarantine_of_a_step_keeps_the_first(tmp_path, fresh_state):
     directory, corrupt = tmp_path / "ckpt", tmp_path / "checkpoints_corrupt"
     _save_steps(directory, fresh_state, [1, 2])
