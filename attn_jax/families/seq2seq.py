@@ -39,7 +39,7 @@ import numpy as np
 
 from attn_jax.families import base
 
-# Encoder-decoder shapes: d_ff = 4 d_model, head_dim 32..64.
+# Encoder-decoder shapes: d_ff = 4 d_model, head_dim 16..64 (D / N).
 SIZES: dict[str, dict[str, int]] = {
     "toy": dict(d_model=32, enc_layers=1, dec_layers=1, num_heads=2, d_ff=64),
     "xs": dict(d_model=128, enc_layers=2, dec_layers=2, num_heads=4, d_ff=512),
@@ -168,6 +168,25 @@ def flops_per_token(cfg, src_len: int, tgt_len: int) -> float:
     return 3.0 * (dec + enc * S / T)
 
 
+def counts(config: ml_collections.ConfigDict) -> dict:
+    """{params_total, params_embedding, params_non_embedding, flops_per_unit} of a config.
+
+    From the config alone (no model built): what a sweep plans with; the family's
+    `sizes(params)` returns the same numbers after checking them against the model.
+    """
+    from attn_jax.models.seq2seq import Seq2SeqConfig
+
+    cfg = Seq2SeqConfig.from_config(config.model)
+    c = param_counts(cfg)
+    S, T = int(config.data.max_src_len) + 1, int(config.data.max_tgt_len) + 1
+    return {
+        "params_total": c["total"],
+        "params_embedding": c["embedding"],
+        "params_non_embedding": c["non_embedding"],
+        "flops_per_unit": flops_per_token(cfg, S, T),
+    }
+
+
 # ---------------------------------------------------------------- arrays
 def encode_sources(tokenizer, sources, max_src_len: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(src int32[n, S], src_len int32[n], truncated): ids + EOS, S = max_src_len + 1."""
@@ -219,6 +238,48 @@ def pair_arrays(
         arrays["tgt_out"][i, : len(t) + 1] = np.append(t, EOS)
         arrays["weights"][i, : len(t) + 1] = 1.0
     return arrays, int(sum(long))
+
+
+def decode_texts(
+    model,
+    tokenizer,
+    sources,
+    *,
+    max_src_len: int,
+    max_len: int,
+    beam_size: int = 1,
+    length_penalty: float = 0.6,
+    batch_size: int = 32,
+) -> list[str]:
+    """Decodes source texts to target texts: greedy (beam_size <= 1) or beam search.
+
+    Batches of `batch_size` (at most the number of sources; the last batch
+    padded), so a decode compiles once per call;
+    sources over `max_src_len` tokens are truncated as in eval.
+    """
+    from attn_jax.data.examples import eval_batches
+    from attn_jax.models import decode as decode_lib
+
+    if not len(sources):
+        return []
+    src, src_len, _ = encode_sources(tokenizer, sources, max_src_len)
+    batch_size = min(int(batch_size), len(sources))
+    hyps: list[str] = []
+    for batch in eval_batches({"src": src, "src_len": src_len}, batch_size=batch_size):
+        if beam_size <= 1:
+            out = decode_lib.greedy(model, batch["src"], batch["src_len"], max_len=max_len)
+        else:
+            out = decode_lib.beam_search(
+                model,
+                batch["src"],
+                batch["src_len"],
+                beam_size=beam_size,
+                max_len=max_len,
+                length_penalty=length_penalty,
+            )
+        rows = np.asarray(out)[batch["valid"] > 0]
+        hyps += [tokenizer.decode(decode_lib.strip_eos(row)) for row in rows]
+    return hyps
 
 
 def _split(pairs, name: str, field: str):
@@ -313,14 +374,9 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
         return base.classification_sums(logits_BTV, batch["tgt_out"], batch["weights"])
 
     def sizes(params):
-        counts = param_counts(model_cfg)
-        base.check_param_count(params, counts["total"], "attn_jax.families.seq2seq.param_counts")
-        return {
-            "params_total": counts["total"],
-            "params_embedding": counts["embedding"],
-            "params_non_embedding": counts["non_embedding"],
-            "flops_per_unit": flops_per_token(model_cfg, S, T),
-        }
+        out = counts(config)
+        base.check_param_count(params, out["params_total"], "attn_jax.families.seq2seq.counts")
+        return out
 
     def decode_eval(model, final: bool = True) -> dict[str, float]:
         """Decodes `decode_split` (greedy or beam, config.decode) and scores it."""
@@ -330,39 +386,17 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
         n = int(dc.get("decode_examples", 0) or 0)
         if n:
             src, refs = src[:n], refs[:n]
-        hyps = translate(model, p.tokenizer, src)
-        return {**p.score(hyps, list(refs)), "decoded": float(len(hyps))}
-
-    def translate(model, tokenizer, sources) -> list[str]:
-        from attn_jax.models import decode as decode_lib
-
-        arrays = dict(
-            zip(("src", "src_len"), encode_sources(tokenizer, sources, max_src)[:2], strict=True)
+        hyps = decode_texts(
+            model,
+            p.tokenizer,
+            src,
+            max_src_len=max_src,
+            max_len=int(decode_cfg.max_len or T),
+            beam_size=int(decode_cfg.beam_size),
+            length_penalty=float(decode_cfg.length_penalty),
+            batch_size=int(decode_cfg.batch_size or config.train.batch_size),
         )
-        batch_size = int(decode_cfg.batch_size or config.train.batch_size)
-        max_len = int(decode_cfg.max_len or T)
-        beam = int(decode_cfg.beam_size)
-        hyps = []
-        for batch in eval_batches(arrays, batch_size=batch_size):
-            src_len = np.maximum(batch["src_len"], 1)  # padded rows: one (EOS-free) token
-            if beam <= 1:
-                out = decode_lib.greedy(model, batch["src"], src_len, max_len=max_len)
-            else:
-                out = decode_lib.beam_search(
-                    model,
-                    batch["src"],
-                    src_len,
-                    beam_size=beam,
-                    max_len=max_len,
-                    length_penalty=float(decode_cfg.length_penalty),
-                )
-            out = np.asarray(out)
-            hyps += [
-                tokenizer.decode(decode_lib.strip_eos(row))
-                for row, ok in zip(out, batch["valid"], strict=True)
-                if ok
-            ]
-        return hyps
+        return {**p.score(hyps, list(refs)), "decoded": float(len(hyps))}
 
     return base.Family(
         name="seq2seq",

@@ -135,8 +135,9 @@ def _beam(graphdef, state, src_BS, src_len_B, *, beam_size, max_len, alpha):
         top_BKT = _gather_beams(alive_BWT, beam_BK)
         top_BKT = jax.lax.dynamic_update_slice(top_BKT, token_BK[:, :, None], (0, 0, t))
         eos_BK = token_BK == EOS
+        real_BK = top_lp_BK > NEG / 2  # not an extension of an empty beam slot
         # Finished: the W best of the old finished and the new EOS candidates.
-        new_score_BK = jnp.where(eos_BK, top_lp_BK / length_penalty(t + 1, alpha), NEG)
+        new_score_BK = jnp.where(eos_BK & real_BK, top_lp_BK / length_penalty(t + 1, alpha), NEG)
         all_score = jnp.concatenate([fin_score_BW, new_score_BK], axis=1)
         fin_score_BW, keep = jax.lax.top_k(all_score, W)
         fin_BWT = _gather_beams(jnp.concatenate([fin_BWT, top_BKT], axis=1), keep)

@@ -30,8 +30,8 @@ def test_encoder_is_bidirectional_for_every_position(position):
     src = _tokens(0, (B, S))
     src_len = jnp.array([S, 5], jnp.int32)
     encode = nnx.jit(lambda m, s: m.encode(s, src_len))
-    changed = src.at[0, S - 1].set(3 + (src[0, S - 1] - 2) % 12).at[1, 4].set(
-        3 + (src[1, 4] - 2) % 12
+    changed = (
+        src.at[0, S - 1].set(3 + (src[0, S - 1] - 2) % 12).at[1, 4].set(3 + (src[1, 4] - 2) % 12)
     )
     before, after = encode(model, src), encode(model, changed)
     assert np.all(np.abs(np.asarray(after - before))[:, 0].max(-1) > 1e-4), position
@@ -137,7 +137,11 @@ def test_dropout_is_keyed_and_logits_are_float32():
     def run(m, key):
         return m(src, src_len, tgt, deterministic=False, dropout_rng=key)
 
-    a, b, c = run(model, jax.random.key(0)), run(model, jax.random.key(0)), run(model, jax.random.key(1))
+    a, b, c = (
+        run(model, jax.random.key(0)),
+        run(model, jax.random.key(0)),
+        run(model, jax.random.key(1)),
+    )
     assert a.dtype == jnp.float32
     np.testing.assert_array_equal(a, b)
     assert np.abs(np.asarray(a - c)).max() > 0
