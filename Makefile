@@ -26,7 +26,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) data
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_FLAGS)
 
 # The slow tests add Ray (the sweep's cluster executor) and the Austen corpus.

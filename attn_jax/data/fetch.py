@@ -7,8 +7,11 @@ Austen's novels come from the Debian package `r-cran-janeaustenr`: `apt-get down
 (no root needed, nothing is installed) and `dpkg-deb -x` into
 `<data_dir>/debian/r-cran-janeaustenr/`. Without apt (macOS, other distributions),
 download the .deb from https://packages.debian.org/bookworm/all/r-cran-janeaustenr and
-pass it with `--deb PATH`; without dpkg-deb the .deb is unpacked in Python. Then both
-array_record datasets are built under `<data_dir>/tfds/`. Running it again does nothing.
+pass it with `--deb PATH`; without dpkg-deb the .deb is unpacked in Python. The
+English-Spanish Bible (translation) comes the same way from `sword-text-kjv` and
+`sword-text-sparv` into `<data_dir>/debian/<package>/` (attn_jax.data.bible;
+`--no_bible` skips it). Then both array_record datasets are built under
+`<data_dir>/tfds/`. Running it again does nothing.
 """
 
 from __future__ import annotations
@@ -99,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--datasets", default=",".join(builders.BUILDERS), help="comma list to build"
     )
+    parser.add_argument(
+        "--no_bible", action="store_true", help="skip the SWORD Bible modules (translation)"
+    )
     args = parser.parse_args(argv)
     root = sources.data_root(args.data_dir)
     names = [n for n in args.datasets.split(",") if n]
@@ -107,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown dataset {name!r}; valid: {', '.join(builders.BUILDERS)}")
     if "austen" in names:
         print(f"Jane Austen: {fetch_austen(root, args.deb)}")
+    if not args.no_bible:
+        from attn_jax.data import bible  # the translation pairs (Debian sword-text-*)
+
+        print(f"Bible (SWORD modules): {bible.fetch_sword(root)}")
     for name in names:
         folder = builders.build(name, root)
         sizes = []

@@ -44,16 +44,14 @@ def write_module(root, lang, verses: dict[str, str]) -> None:
         for book in books:
             block = bytearray()
 
-            def add(text: str, block=block):
+            texts = [f'<div osisID="{book}" type="book"/><title>{book}</title>']
+            for c, n in enumerate(bible.VERSES[book], start=1):
+                texts.append(f'<chapter n="{c}" osisID="{book}.{c}" sID="{book}.{c}"/>')
+                texts += [verses.get(f"{book}.{c}.{v}", "") for v in range(1, n + 1)]
+            for text in texts:
                 raw = text.encode("utf-8")
                 index.append((len(blocks), len(block), len(raw)))
                 block.extend(raw)
-
-            add(f'<div osisID="{book}" type="book"/><title>{book}</title>')
-            for c, n in enumerate(bible.VERSES[book], start=1):
-                add(f'<chapter n="{c}" osisID="{book}.{c}" sID="{book}.{c}"/>')
-                for v in range(1, n + 1):
-                    add(verses.get(f"{book}.{c}.{v}", ""))
             blocks.append(bytes(block))
         bzs, bzz = bytearray(), bytearray()
         for block in blocks:
@@ -71,7 +69,7 @@ EN = {
     "Mal.4.6": 'Lest I come <note placement="foot">Or, <seg>utterly</seg></note>and smite.',
     "Matt.1.1": "The book.",
     "John.11.35": '<w lemma="strong:G2424">Jesus</w> <w lemma="strong:G1145">wept</w>.',
-    "Rev.22.21": "¶ The grace <transChange type=\"added\">be</transChange> with you all.",
+    "Rev.22.21": '¶ The grace <transChange type="added">be</transChange> with you all.',
     "Acts.19.41": "And when he had thus spoken, he dismissed the assembly.",
 }
 ES = {
@@ -93,12 +91,14 @@ def fake_root(tmp_path):
 
 def test_versification_table_has_the_published_totals():
     # The KJV: 66 books, 1,189 chapters, 23,145 OT + 7,957 NT = 31,102 verses.
-    assert len(bible.BOOKS) == 66 and len(bible.OT_BOOKS) == 39
+    assert len(bible.BOOKS) == 66
+    assert len(bible.OT_BOOKS) == 39
     assert sum(len(v) for v in bible.VERSES.values()) == 1189
     assert sum(sum(bible.VERSES[b]) for b in bible.OT_BOOKS) == 23145
     assert sum(sum(bible.VERSES[b]) for b in bible.NT_BOOKS) == 7957
     assert len(bible.verse_keys()) == 31102
-    assert bible.VERSES["Ps"][118] == 176 and bible.VERSES["John"][10] == 57
+    assert bible.VERSES["Ps"][118] == 176
+    assert bible.VERSES["John"][10] == 57
 
 
 def test_reader_finds_each_verse_at_its_reference(fake_root):
@@ -147,22 +147,27 @@ def test_osis_to_text_keeps_words_only():
         'type="psalm">A <w lemma="strong:H4210">Psalm</w> of David.</title> <w lemma="s:1">'
         'LORD</w>, <transChange type="added">how</transChange> the \\nd LORD<note placement='
         '"foot"><reference type="annotateRef">3.1 </reference>or, <seg>JEHOVAH</seg></note> '
-        "¶ <title>Heading</title>is <q who=\"Jesus\">near</q> !"
+        '¶ <title>Heading</title>is <q who="Jesus">near</q> !'
     )
     assert bible.osis_to_text(markup) == "A Psalm of David. LORD, how the LORD is near!"
 
 
 def test_book_split_is_disjoint_and_whole():
     held = [b for books in bible.HELD_OUT.values() for b in books]
-    assert len(held) == len(set(held)) and set(held) <= set(bible.BOOKS)
-    by_split = {s: [k for k in bible.verse_keys() if bible.split_of(k.book) == s] for s in bible.SPLITS}
+    assert len(held) == len(set(held))
+    assert set(held) <= set(bible.BOOKS)
+    by_split = {
+        s: [k for k in bible.verse_keys() if bible.split_of(k.book) == s] for s in bible.SPLITS
+    }
     assert sum(len(v) for v in by_split.values()) == 31102
     books = {s: {k.book for k in v} for s, v in by_split.items()}
-    assert not books["train"] & books["test"] and not books["train"] & books["validation"]
+    assert not books["train"] & books["test"]
+    assert not books["train"] & books["validation"]
     assert not books["validation"] & books["test"]
     for split in ("validation", "test"):
         assert 0.05 <= len(by_split[split]) / 31102 <= 0.08
-        assert books[split] & set(bible.OT_BOOKS) and books[split] & set(bible.NT_BOOKS)
+        assert books[split] & set(bible.OT_BOOKS)
+        assert books[split] & set(bible.NT_BOOKS)
     with pytest.raises(ValueError, match="Unknown book 'Tob'"):
         bible.split_of("Tob")
 
@@ -178,16 +183,17 @@ def test_split_pairs_follow_the_direction(fake_root):
 
 
 def test_ibm1_recovers_a_known_dictionary():
-    # Target sentences are a fixed word map of the source, shuffled: co-occurrence
-    # alone is ambiguous per sentence, Model 1's EM must untangle it.
+    # Target sentences are a fixed word map of the source, shuffled, and every pair
+    # holds "the" -> "el": by co-occurrence every word's best match is "el"; Model
+    # 1's EM explains "el" by "the" and frees the other words.
     rng = np.random.default_rng(0)
     lexicon = {f"w{i}": f"p{i}" for i in range(30)}
     src, tgt = [], []
     for _ in range(400):
-        ws = list(rng.choice(list(lexicon), size=rng.integers(2, 7), replace=False))
+        ws = ["the", *rng.choice(list(lexicon), size=rng.integers(2, 7), replace=False)]
         src.append(" ".join(ws))
-        tgt.append(" ".join(lexicon[w] for w in rng.permutation(ws)))
-    assert bible.ibm1(src, tgt, iterations=10) == lexicon
+        tgt.append(" ".join({"the": "el", **lexicon}[w] for w in rng.permutation(ws)))
+    assert bible.ibm1(src, tgt, iterations=10) == {"the": "el", **lexicon}
     # Case carries over, unknown words and punctuation are copied.
     assert bible.translate_words("W1 w2 Zed, w3.", lexicon) == "P1 p2 Zed, p3."
 
@@ -196,14 +202,19 @@ def test_score_is_bleu_and_chrf():
     refs = ["Y lloró Jesús.", "La gracia sea con todos vosotros."]
     assert bible.score(refs, refs) == {"bleu": pytest.approx(100.0), "chrf": pytest.approx(100.0)}
     worse = bible.score(["Y Jesús.", "La gracia."], refs)
-    assert 0 <= worse["bleu"] < 50 and 0 < worse["chrf"] < 100
+    assert 0 <= worse["bleu"] < 50
+    assert 0 < worse["chrf"] < 100
 
 
 class _FakeSP:
     vocab_size, model_path = 10, None
 
     def encode(self, text):
-        return np.asarray([3 + (ord(c) % 7) for c in text], np.int32) if text != "bad" else np.asarray([0])
+        return (
+            np.asarray([3 + (ord(c) % 7) for c in text], np.int32)
+            if text != "bad"
+            else np.asarray([0])
+        )
 
     def decode(self, ids):
         return ",".join(str(int(i)) for i in ids)
@@ -234,7 +245,8 @@ def test_real_modules_known_verses_and_counts():
         "La gracia de nuestro Señor Jesucristo sea con todos vosotros. Amén.",
     )
     # RV1909 leaves 18 KJV verses empty (joined to a neighbour), e.g. Jonah 1:17.
-    assert len(got) == 31084 and "Jonah.1.17" not in got
+    assert len(got) == 31084
+    assert "Jonah.1.17" not in got
     assert not any("<" in e + s or "\\" in e + s for e, s in got.values())
     sizes = {k: len(v[0]) for k, v in bible.split_pairs().items()}
     assert sizes == {"train": 27502, "validation": 1576, "test": 2006}
@@ -244,7 +256,8 @@ def test_real_modules_known_verses_and_counts():
 def test_real_dictionary_baseline_beats_copying():
     m = bible.dictionary_baseline(split="test")
     assert m["verses"] == 2006
-    assert m["bleu"] > 5 * max(m["copy_bleu"], 1.0) and m["chrf"] > m["copy_chrf"] + 10
+    assert m["bleu"] > 5 * max(m["copy_bleu"], 1.0)
+    assert m["chrf"] > m["copy_chrf"] + 10
 
 
 @pytest.mark.slow
@@ -254,5 +267,6 @@ def test_real_pair_data_tokenizer_round_trips():
     for src, tgt in zip(*data.splits["test"], strict=True):
         for text in (src, tgt):
             ids = data.tokenizer.encode(text)
-            assert ids.dtype == np.int32 and ids.min() >= pairs.N_SPECIAL
+            assert ids.dtype == np.int32
+            assert ids.min() >= pairs.N_SPECIAL
             assert data.tokenizer.decode(ids) == text
