@@ -21,8 +21,6 @@ import json
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from typing import Any
 
@@ -39,35 +37,8 @@ from attn_jax.train import metrics as metrics_lib
 from attn_jax.train import optim
 from attn_jax.train import record as record_lib
 from attn_jax.train import step as step_lib
+from attn_jax.train.preemption import Preemption
 from attn_jax.train.state import create_train_state
-
-
-class _Preemption:
-    """Set by SIGTERM (installed only in the main thread); checked once per step."""
-
-    def __init__(self):
-        self.event = threading.Event()
-        self._previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-        return False
-
-    def requested(self, step: int) -> bool:
-        if jax.process_count() > 1:
-            # All hosts must agree on the step at which they stop and save.
-            from jax.experimental import multihost_utils
-
-            with contextlib.suppress(Exception):
-                if multihost_utils.reached_preemption_sync_point(step):
-                    return True
-        return self.event.is_set()
 
 
 def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -217,7 +188,7 @@ class _Run:
         window: list[dict] = []
         status = None
         self.timing["loop0"] = time.time()
-        with _Preemption() as preemption:
+        with Preemption() as preemption:
             while self.step < self.steps_total:
                 batch = mesh_lib.device_put_batch(next(self.train_iter), self.steps.batch_sharding)
                 with jax.transfer_guard("disallow"):

@@ -14,9 +14,9 @@ from train_helpers import REPO, smoke_config
 
 from attn_jax import configs, families
 from attn_jax.families import lm as lm_family
-from attn_jax.train import loop as loop_lib
 from attn_jax.train import record as record_lib
 from attn_jax.train.loop import train_and_evaluate
+from attn_jax.train.preemption import Preemption
 
 
 def smoke(**overrides):
@@ -153,7 +153,7 @@ def test_config_typo_fails_before_anything_runs(tmp_path):
 
 def test_sigterm_requests_preemption_and_handler_is_restored():
     before = signal.getsignal(signal.SIGTERM)
-    with loop_lib._Preemption() as preemption:
+    with Preemption() as preemption:
         assert not preemption.requested(1)
         signal.raise_signal(signal.SIGTERM)  # what a scheduler sends before killing a job
         assert preemption.requested(1)

@@ -1,0 +1,37 @@
+"""SIGTERM and the multi-host preemption sync point, checked once per step by the loop."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+import jax
+
+
+class Preemption:
+    """Set by SIGTERM (installed only in the main thread); checked once per step."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False
+
+    def requested(self, step: int) -> bool:
+        if jax.process_count() > 1:
+            # All hosts must agree on the step at which they stop and save.
+            from jax.experimental import multihost_utils
+
+            with contextlib.suppress(Exception):
+                if multihost_utils.reached_preemption_sync_point(step):
+                    return True
+        return self.event.is_set()
