@@ -165,14 +165,20 @@ def compile_step(cfg, batch):
     import optax
     from flax import nnx
 
+    from attn_jax.families import base
     from attn_jax.models import DecoderLM
     from attn_jax.train.state import TrainState
     from attn_jax.train.step import make_train_step
 
+    def lm_loss(model, batch, rng):  # what attn_jax.families.lm's loss computes
+        logits = model(batch["inputs"], deterministic=rng is None, dropout_rng=rng)
+        return base.classification_loss(logits, batch["targets"], batch["weights"])
+
     model = DecoderLM(cfg, rngs=nnx.Rngs(0))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx = optax.adamw(3e-4, weight_decay=0.1)
-    step = jax.jit(make_train_step(graphdef, tx, optax.constant_schedule(3e-4)), donate_argnums=0)
+    train_step = make_train_step(graphdef, tx, optax.constant_schedule(3e-4), lm_loss)
+    step = jax.jit(train_step, donate_argnums=0)
     state = TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
