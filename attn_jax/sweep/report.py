@@ -169,6 +169,7 @@ def result_rows(out: str) -> tuple[list[dict[str, Any]], list[str]]:
         order = []
     order += [run_id for run_id in latest if run_id not in order]
     tag_columns: list[str] = []
+    eval_columns: list[str] = []  # the final eval's own metrics (accuracy, exact_match, bleu)
     rows = []
     for run_id in order:
         record = latest.get(run_id)
@@ -181,8 +182,18 @@ def result_rows(out: str) -> tuple[list[dict[str, Any]], list[str]]:
             {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in tags.items()}
         )
         row.update({c: record.get(c) for c in RESULT_COLUMNS})
+        for key, value in (record.get("eval") or {}).items():
+            if key.endswith("_seen") or key.startswith("eval_") or not _is_number(value):
+                continue  # counts, not metrics
+            column = f"eval.{key}"
+            eval_columns += [] if column in eval_columns else [column]
+            row[column] = value
         rows.append(row)
-    return rows, ["run_id", "status", *tag_columns, *RESULT_COLUMNS]
+    return rows, ["run_id", "status", *tag_columns, *RESULT_COLUMNS, *eval_columns]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def format_results(out: str, fmt: str = "table") -> str:

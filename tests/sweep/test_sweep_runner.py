@@ -153,3 +153,20 @@ def test_a_worker_process_that_dies_is_retried_then_recorded(tmp_path):
     assert [r["status"] for r in records] == ["failed", "done"]
     assert "BrokenProcessPool" in records[0]["error"]
     assert records[0]["attempt"] == 2
+
+
+def test_results_table_shows_each_final_eval_metric(tmp_path):
+    out = str(tmp_path)
+    evals = [
+        {"loss": 0.1, "exact_match": 0.97, "eval_tokens": 500, "tokens_seen": 9},
+        {"loss": 0.2, "bleu": 8.9, "decoded": 2006, "note": "text"},
+    ]
+    for i, ev in enumerate(evals):
+        store.append_result(out, {"run_id": f"r{i}", "status": "done", "eval": ev})
+    rows, columns = report.result_rows(out)
+    metrics = [c for c in columns if c.startswith("eval.")]
+    assert sorted(metrics) == ["eval.bleu", "eval.decoded", "eval.exact_match", "eval.loss"]
+    assert rows[0]["eval.exact_match"] == 0.97
+    assert "eval.bleu" not in rows[0]  # the table writes a blank for a run without it
+    assert rows[1]["eval.bleu"] == 8.9
+    assert "eval.exact_match" in report.format_results(out, "table")
