@@ -195,7 +195,9 @@ def mask_tokens(
        "weights": float32[B, T] 1 at selected positions, "lengths": int32[B]}.
     """
     if not (0.0 < rate <= 1.0 and 0 <= mask_token_prob and 0 <= random_token_prob):
-        raise ValueError(f"Bad masking rates: rate={rate}, mask={mask_token_prob}, random={random_token_prob}.")
+        raise ValueError(
+            f"Bad masking rates: rate={rate}, mask={mask_token_prob}, random={random_token_prob}."
+        )
     if mask_token_prob + random_token_prob > 1.0:
         raise ValueError("mask_token_prob + random_token_prob must be <= 1.")
     tokens_BT = np.asarray(tokens_BT, np.int32)
@@ -244,7 +246,9 @@ def masking_transform(data_config) -> examples.Transform:
 
 @functools.lru_cache(maxsize=4)
 def _arrays(corpora, data_dir, max_works, seq_len, head_fraction, eval_n):
-    train = passages(load_works(corpora, "train", data_dir, max_works), seq_len, "head", head_fraction)
+    train = passages(
+        load_works(corpora, "train", data_dir, max_works), seq_len, "head", head_fraction
+    )
     held = passages(load_works(corpora, "validation", data_dir, max_works), seq_len, "all")
     n = len(held["lengths"])
     if eval_n and n > eval_n:  # evenly spaced: every held-out work is represented
