@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attn_jax.models import flops as lm_flops
-from attn_jax.models.lm import DTYPES, Kernel, Position, Score, literal_choices
+from attn_jax.models.lm import DTYPES, ArchConfig, Kernel, Position, Score
 from attn_jax.nn import ABSOLUTE_POSITIONS, POSITIONS, Block, Embed, Norm, dropout
 from attn_jax.ops.masks import MaskSpec
 
@@ -49,7 +49,7 @@ POOLINGS = ("mean", "cls")
 
 
 @dataclasses.dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(ArchConfig):
     """Architecture of an `Encoder` (the `config.model` fields of experiments/mlm.py).
 
     Attributes:
@@ -96,42 +96,7 @@ class EncoderConfig:
     relative_buckets: int = 32
     relative_max_distance: int = 128
 
-    def __post_init__(self):
-        for name, choices in literal_choices(type(self)).items():
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"EncoderConfig.{name}={getattr(self, name)!r} is not one of: "
-                    f"{', '.join(sorted(choices))}."
-                )
-
-    @property
-    def kv_heads(self) -> int:
-        return self.num_kv_heads or self.num_heads
-
-    @property
-    def head_size(self) -> int:
-        return self.head_dim or self.d_model // self.num_heads
-
-    @property
-    def ff_size(self) -> int:
-        return self.d_ff or 4 * self.d_model
-
-    @classmethod
-    def from_config(cls, config: Any) -> EncoderConfig:
-        """Builds from an EncoderConfig, a ConfigDict or a mapping; ignores family/size.
-
-        Unknown fields raise, naming the valid ones.
-        """
-        if isinstance(config, cls):
-            return config
-        items = dict(config.items() if hasattr(config, "items") else config)
-        for ignored in ("family", "size"):
-            items.pop(ignored, None)
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(items) - valid)
-        if unknown:
-            raise ValueError(f"Unknown encoder config fields {unknown}; valid: {sorted(valid)}.")
-        return cls(**items)
+    NAME = "encoder"
 
 
 class Encoder(nnx.Module):

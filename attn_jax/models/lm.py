@@ -67,8 +67,57 @@ def literal_choices(cls) -> dict[str, tuple]:
     }
 
 
+class ArchConfig:
+    """What LMConfig, EncoderConfig and Seq2SeqConfig share (a mixin of frozen dataclasses).
+
+    `Literal` fields are checked at construction; `kv_heads`, `head_size` and `ff_size`
+    resolve the 0 = default fields; `from_config` builds from a ConfigDict or a
+    mapping, ignoring `family`/`size` and naming unknown fields.
+    """
+
+    NAME = "model"  # in messages: "Unknown <NAME> config fields"
+
+    def __post_init__(self):
+        # Literal choices are enforced at run time too (tests keep them = the registries).
+        for name, choices in literal_choices(type(self)).items():
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"{type(self).__name__}.{name}={getattr(self, name)!r} is not one of: "
+                    f"{', '.join(sorted(choices))}."
+                )
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim or self.d_model // self.num_heads
+
+    @property
+    def ff_size(self) -> int:
+        return self.d_ff or 4 * self.d_model
+
+    @classmethod
+    def from_config(cls, config: Any):
+        """Builds from an instance, a ConfigDict or a mapping; ignores family/size.
+
+        Unknown fields raise, naming the valid ones (a typo must not pass silently).
+        """
+        if isinstance(config, cls):
+            return config
+        items = dict(config.items() if hasattr(config, "items") else config)
+        for ignored in ("family", "size"):
+            items.pop(ignored, None)
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(items) - valid)
+        if unknown:
+            raise ValueError(f"Unknown {cls.NAME} config fields {unknown}; valid: {sorted(valid)}.")
+        return cls(**items)
+
+
 @dataclasses.dataclass(frozen=True)
-class LMConfig:
+class LMConfig(ArchConfig):
     """Architecture of a `DecoderLM` (the `config.model` fields, minus family/size).
 
     Attributes:
@@ -118,43 +167,7 @@ class LMConfig:
     relative_buckets: int = 32
     relative_max_distance: int = 128
 
-    def __post_init__(self):
-        # Literal choices are enforced at run time too (tests keep them = the registries).
-        for name, choices in literal_choices(type(self)).items():
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"LMConfig.{name}={getattr(self, name)!r} is not one of: "
-                    f"{', '.join(sorted(choices))}."
-                )
-
-    @property
-    def kv_heads(self) -> int:
-        return self.num_kv_heads or self.num_heads
-
-    @property
-    def head_size(self) -> int:
-        return self.head_dim or self.d_model // self.num_heads
-
-    @property
-    def ff_size(self) -> int:
-        return self.d_ff or 4 * self.d_model
-
-    @classmethod
-    def from_config(cls, config: Any) -> LMConfig:
-        """Builds from an LMConfig, a ConfigDict or a mapping; ignores family/size.
-
-        Unknown fields raise, naming the valid ones (a typo must not pass silently).
-        """
-        if isinstance(config, cls):
-            return config
-        items = dict(config.items() if hasattr(config, "items") else config)
-        for ignored in ("family", "size"):
-            items.pop(ignored, None)
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(items) - valid)
-        if unknown:
-            raise ValueError(f"Unknown LM config fields {unknown}; valid: {sorted(valid)}.")
-        return cls(**items)
+    NAME = "LM"
 
 
 def lm_config(size: str, **overrides: Any) -> LMConfig:

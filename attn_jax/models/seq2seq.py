@@ -34,14 +34,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from attn_jax.models.lm import DTYPES, Kernel, Position, Score, literal_choices
+from attn_jax.models.lm import DTYPES, ArchConfig, Kernel, Position, Score
 from attn_jax.nn import POSITIONS, Block, Embed, Norm, dropout
 from attn_jax.ops import positions as pos_ops
 from attn_jax.ops.masks import expand_key_mask, padding_mask
 
 
 @dataclasses.dataclass(frozen=True)
-class Seq2SeqConfig:
+class Seq2SeqConfig(ArchConfig):
     """Architecture of an `EncoderDecoder` (the `config.model` fields, minus family/size).
 
     Defaults are the base Transformer's shape (Vaswani et al. 2017, Table 3) with
@@ -98,13 +98,10 @@ class Seq2SeqConfig:
     relative_buckets: int = 32
     relative_max_distance: int = 128
 
+    NAME = "seq2seq"
+
     def __post_init__(self):
-        for name, choices in literal_choices(type(self)).items():
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"Seq2SeqConfig.{name}={getattr(self, name)!r} is not one of: "
-                    f"{', '.join(sorted(choices))}."
-                )
+        super().__post_init__()
         if self.kernel != "xla":
             raise ValueError(
                 f"Seq2SeqConfig.kernel={self.kernel!r}: only 'xla' is supported, since "
@@ -114,35 +111,6 @@ class Seq2SeqConfig:
         for name in ("vocab_size", "d_model", "enc_layers", "dec_layers", "num_heads", "max_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Seq2SeqConfig.{name} must be >= 1, got {getattr(self, name)}.")
-
-    @property
-    def kv_heads(self) -> int:
-        return self.num_kv_heads or self.num_heads
-
-    @property
-    def head_size(self) -> int:
-        return self.head_dim or self.d_model // self.num_heads
-
-    @property
-    def ff_size(self) -> int:
-        return self.d_ff or 4 * self.d_model
-
-    @classmethod
-    def from_config(cls, config: Any) -> Seq2SeqConfig:
-        """Builds from a Seq2SeqConfig, a ConfigDict or a mapping; ignores family/size.
-
-        Unknown fields raise, naming the valid ones (a typo must not pass silently).
-        """
-        if isinstance(config, cls):
-            return config
-        items = dict(config.items() if hasattr(config, "items") else config)
-        for ignored in ("family", "size"):
-            items.pop(ignored, None)
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(items) - valid)
-        if unknown:
-            raise ValueError(f"Unknown seq2seq config fields {unknown}; valid: {sorted(valid)}.")
-        return cls(**items)
 
 
 def source_mask(src_len_B: jax.Array, S: int) -> jax.Array:
