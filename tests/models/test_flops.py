@@ -7,8 +7,6 @@ import pytest
 from flax import nnx
 
 from attn_jax.models import SIZES, DecoderLM, lm_config
-from attn_jax.ops.kernels import get_kernel, init_kernel_params
-from attn_jax.ops.masks import MaskSpec
 from attn_jax.models.flops import (
     attention_flops,
     flops_6n,
@@ -17,6 +15,8 @@ from attn_jax.models.flops import (
     param_counts,
     pattern_pairs,
 )
+from attn_jax.ops.kernels import get_kernel, init_kernel_params
+from attn_jax.ops.masks import MaskSpec
 
 
 def _real_count(cfg):

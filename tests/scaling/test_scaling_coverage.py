@@ -34,8 +34,8 @@ def demo_design(spec=ROOT / "sweeps" / "demo.py"):
     runs (tag role "stable") end mid-schedule and are left out. synthetic.DEMO_DESIGN
     when the spec cannot be resolved."""
     try:
-        from attn_jax.sweep import load_sweep, resolve, runner
         from attn_jax.models import flops
+        from attn_jax.sweep import load_sweep, resolve, runner
 
         N, D = [], []
         for t in resolve(load_sweep(str(spec))):
