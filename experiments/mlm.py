@@ -32,9 +32,12 @@ masked tokens/s). Under that load the in-process matmul peak measured 37.4
 GFLOP/s, 4-5x below the 145-205 GFLOP/s of a quiet machine of this kind, so
 the 12-minute target holds only on a quiet machine (by that ratio, ~5-7 min);
 it was not met at load 7. The record is results/mlm/pretrain_summary.json.
-Downstream (analysis/mlm_downstream.py's docstring, results/mlm/downstream.json):
-author of unseen works, fine-tuned 0.966 vs bag-of-bytes 0.970 and TF-IDF 0.988;
-which training work, 0.202 vs 0.367 and 0.824: the features lose to both baselines.
+Downstream (analysis/mlm_downstream.py's docstring, results/mlm/downstream.json;
+fine-tuning on whole passages, 2026-12-02 05:22-05:35, 770 s at load 1.8-6.4):
+author of unseen works, fine-tuned 0.994 vs bag-of-bytes 0.970 and TF-IDF 0.988
+(fine-tuning wins); which training work, fine-tuned 0.225 (probe 0.244) vs 0.367
+and 0.822: the features lose to both baselines there. (Before, fine-tuning on one
+random window per passage: 0.966 and 0.202.)
 
 Other args: `smoke` (a 6xs encoder on 4 plays for a few steps: seconds),
 size=<SIZES key>, position=rope|alibi|relative|sinusoidal|learned|none,
