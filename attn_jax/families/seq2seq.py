@@ -291,10 +291,43 @@ def _split(pairs, name: str, field: str):
     return pairs.splits[name]
 
 
+def _pair_batches(
+    p, dc, max_src: int, max_tgt: int, *, batch_size, seed, process_index=0, process_count=1
+):
+    """(train iterator, eval batches) of padded pairs: over-long training pairs dropped,
+    eval pairs truncated (both counted in the log)."""
+    from attn_jax.data.examples import ExampleIterator, eval_batches
+
+    src, tgt = _split(p, dc.train_split, "train_split")
+    train, dropped = pair_arrays(p.tokenizer, src, tgt, max_src, max_tgt, drop_long=True)
+    if dropped:
+        logging.info("seq2seq: dropped %d of %d training pairs over the limits", dropped, len(src))
+    if not len(train["src"]):
+        raise ValueError("No training pair fits max_src_len/max_tgt_len; raise them.")
+    src, tgt = _split(p, dc.eval_split, "eval_split")
+    evals, truncated = pair_arrays(p.tokenizer, src, tgt, max_src, max_tgt, drop_long=False)
+    if truncated:
+        logging.info("seq2seq: truncated %d of %d eval pairs to the limits", truncated, len(src))
+    it = ExampleIterator(
+        train,
+        batch_size=batch_size,
+        seed=seed,
+        process_index=process_index,
+        process_count=process_count,
+    )
+    batches = eval_batches(
+        evals,
+        batch_size=batch_size,
+        process_index=process_index,
+        process_count=process_count,
+        max_batches=int(dc.get("eval_batches", 0) or 0),
+    )
+    return it, lambda: batches
+
+
 # ---------------------------------------------------------------- the family
 def make(config: ml_collections.ConfigDict) -> base.Family:
     """The seq2seq `Family` of `config` (see `base_config`)."""
-    from attn_jax.data.examples import ExampleIterator, eval_batches
     from attn_jax.data.pairs import load_pair_data
     from attn_jax.models.seq2seq import EncoderDecoder, Seq2SeqConfig
 
@@ -325,37 +358,8 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
     def model(rngs):
         return EncoderDecoder(model_cfg, rngs=rngs)
 
-    def data(*, batch_size, seed, process_index=0, process_count=1):
-        p = pairs()
-        src, tgt = _split(p, dc.train_split, "train_split")
-        train, dropped = pair_arrays(p.tokenizer, src, tgt, max_src, max_tgt, drop_long=True)
-        if dropped:
-            logging.info(
-                "seq2seq: dropped %d of %d training pairs over the limits", dropped, len(src)
-            )
-        if not len(train["src"]):
-            raise ValueError("No training pair fits max_src_len/max_tgt_len; raise them.")
-        src, tgt = _split(p, dc.eval_split, "eval_split")
-        evals, truncated = pair_arrays(p.tokenizer, src, tgt, max_src, max_tgt, drop_long=False)
-        if truncated:
-            logging.info(
-                "seq2seq: truncated %d of %d eval pairs to the limits", truncated, len(src)
-            )
-        it = ExampleIterator(
-            train,
-            batch_size=batch_size,
-            seed=seed,
-            process_index=process_index,
-            process_count=process_count,
-        )
-        batches = eval_batches(
-            evals,
-            batch_size=batch_size,
-            process_index=process_index,
-            process_count=process_count,
-            max_batches=int(dc.get("eval_batches", 0) or 0),
-        )
-        return it, lambda: batches
+    def data(**kwargs):
+        return _pair_batches(pairs(), dc, max_src, max_tgt, **kwargs)
 
     def loss(model, batch, rng):
         logits_BTV = model(
