@@ -37,7 +37,6 @@ from flax import nnx
 from attn_jax.models.lm import DTYPES, ArchConfig, Kernel, Position, Score
 from attn_jax.nn import POSITIONS, Block, Embed, Norm, dropout
 from attn_jax.ops import positions as pos_ops
-from attn_jax.ops.masks import expand_key_mask, padding_mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +63,9 @@ class Seq2SeqConfig(ArchConfig):
       position: "sinusoidal" (the original), "learned", "relative" (T5 buckets),
         "rope", "alibi" or "none".
       score: attention score (`attn_jax.ops.scores.SCORES`).
-      kernel: attention kernel; only "xla" takes the dense encoder-padding mask that
-        cross-attention needs (`Block` passes no key lengths to cross-attention).
+      kernel: attention kernel (`attn_jax.ops.kernels.KERNELS`), for the encoder's,
+        the decoder's and the cross-attention; the encoder padding reaches every
+        kernel as key lengths.
       tie_embeddings: output head = the shared token embedding transposed; else
         an untied [D, V] head (the source/target table stays shared).
       dropout: residual and embedding dropout (the original: 0.1).
@@ -102,20 +102,9 @@ class Seq2SeqConfig(ArchConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.kernel != "xla":
-            raise ValueError(
-                f"Seq2SeqConfig.kernel={self.kernel!r}: only 'xla' is supported, since "
-                "cross-attention masks the encoder padding with a dense mask, which only "
-                "the 'xla' kernel takes."
-            )
         for name in ("vocab_size", "d_model", "enc_layers", "dec_layers", "num_heads", "max_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Seq2SeqConfig.{name} must be >= 1, got {getattr(self, name)}.")
-
-
-def source_mask(src_len_B: jax.Array, S: int) -> jax.Array:
-    """bool_B11S: True for the valid (leading) source positions."""
-    return expand_key_mask(padding_mask(src_len_B, S))
 
 
 class EncoderDecoder(nnx.Module):
@@ -273,10 +262,9 @@ class EncoderDecoder(nnx.Module):
           logits_BTV in float32, or (logits_BTV, new_cache) when `cache` is given.
         """
         T = tgt_in_BT.shape[1]
-        S = cross_cache[0].k_BSKH.shape[1] if cross_cache is not None else enc_BSD.shape[1]
         offset = cache[0].index if cache is not None else 0
         positions_BT = (jnp.arange(T, dtype=jnp.int32) + offset)[None, :]
-        context_mask = source_mask(jnp.asarray(src_len_B, jnp.int32), S)
+        src_len_B = jnp.asarray(src_len_B, jnp.int32)
         rngs = self._rngs(dropout_rng, len(self.decoder) + 1)
         x_BTD = self._embed(tgt_in_BT, positions_BT)
         x_BTD = dropout(x_BTD, self.config.dropout, rngs[-1], deterministic)
@@ -287,7 +275,7 @@ class EncoderDecoder(nnx.Module):
                 positions_BT=positions_BT,
                 cache=None if cache is None else cache[i],
                 context_BSD=enc_BSD if cross_cache is None else None,
-                context_mask=context_mask,
+                context_lengths_B=src_len_B,  # the encoder padding, for any kernel
                 cross_cache=None if cross_cache is None else cross_cache[i],
                 deterministic=deterministic,
                 dropout_rng=rngs[i],

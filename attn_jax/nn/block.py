@@ -114,6 +114,7 @@ class Block(nnx.Module):
         cache=None,
         context_BSD: jnp.ndarray | None = None,
         context_mask: jnp.ndarray | None = None,
+        context_lengths_B: jnp.ndarray | None = None,
         cross_cache=None,
         deterministic: bool = True,
         dropout_rng: jax.Array | None = None,
@@ -127,7 +128,9 @@ class Block(nnx.Module):
           positions_BT: positions for RoPE.
           cache: self-attention KVCache (decode); returned updated.
           context_BSD: encoder output for the cross-attention sublayer.
-          context_mask: mask for cross-attention (e.g. encoder padding, B11S).
+          context_mask: mask for cross-attention (e.g. encoder padding, B11S; "xla" only).
+          context_lengths_B: valid (leading) context positions per example: the
+            encoder padding for every kernel.
           cross_cache: a cross-attention cache (`attn.init_cross_cache`) instead of context.
           deterministic: no dropout when True.
           dropout_rng: PRNG key, split here over the sublayers.
@@ -150,6 +153,7 @@ class Block(nnx.Module):
         if self.cross_attn is not None:
             cross_kwargs = dict(
                 mask=context_mask,
+                kv_lengths_B=context_lengths_B,
                 cache=cross_cache,
                 deterministic=deterministic,
                 dropout_rng=rngs[2],

@@ -125,7 +125,7 @@ def test_config_rejects_unknown_fields_and_choices():
     with pytest.raises(ValueError, match="position"):
         Seq2SeqConfig(position="sinus")
     with pytest.raises(ValueError, match="kernel"):
-        Seq2SeqConfig(kernel="blockwise")
+        Seq2SeqConfig(kernel="flsh")
 
 
 def test_dropout_is_keyed_and_logits_are_float32():
@@ -145,3 +145,18 @@ def test_dropout_is_keyed_and_logits_are_float32():
     assert a.dtype == jnp.float32
     np.testing.assert_array_equal(a, b)
     assert np.abs(np.asarray(a - c)).max() > 0
+
+
+def test_blockwise_kernel_masks_the_encoder_padding_like_xla():
+    """Cross-attention gets the source lengths, not a dense mask: any kernel can serve it."""
+    src_len = jnp.array([S, 3], jnp.int32)
+    src = _tokens(6, (B, S))
+    padded = jnp.where(jnp.arange(S)[None] < src_len[:, None], src, 7 + src % 5)
+    tgt = _tokens(7, (B, T))
+    logits = {}
+    for kernel in ("xla", "blockwise"):
+        model = _model(kernel=kernel)  # the same seed: the same parameters
+        run = nnx.jit(lambda m, s: m(s, src_len, tgt))
+        logits[kernel] = run(model, src)
+        np.testing.assert_allclose(run(model, padded), logits[kernel], atol=1e-5)
+    np.testing.assert_allclose(logits["blockwise"], logits["xla"], atol=1e-4)
