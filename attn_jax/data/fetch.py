@@ -10,7 +10,8 @@ download the .deb from https://packages.debian.org/bookworm/all/r-cran-janeauste
 pass it with `--deb PATH`; without dpkg-deb the .deb is unpacked in Python. The
 English-Spanish Bible (translation) comes the same way from `sword-text-kjv` and
 `sword-text-sparv` into `<data_dir>/debian/<package>/` (attn_jax.data.bible;
-`--no_bible` skips it). Then both array_record datasets are built under
+`--no_bible` skips it), and Fashion-MNIST from `dataset-fashion-mnist`
+(attn_jax.data.images; `--no_images` skips it). Then both array_record datasets are built under
 `<data_dir>/tfds/`. Running it again does nothing.
 """
 
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no_bible", action="store_true", help="skip the SWORD Bible modules (translation)"
     )
+    parser.add_argument(
+        "--no_images", action="store_true", help="skip Fashion-MNIST (the ViT experiment)"
+    )
     args = parser.parse_args(argv)
     root = sources.data_root(args.data_dir)
     names = [n for n in args.datasets.split(",") if n]
@@ -117,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         from attn_jax.data import bible  # the translation pairs (Debian sword-text-*)
 
         print(f"Bible (SWORD modules): {bible.fetch_sword(root)}")
+    if not args.no_images:
+        from attn_jax.data import images  # Fashion-MNIST (Debian dataset-fashion-mnist)
+
+        print(f"Fashion-MNIST: {images.fetch_fashion_mnist(root)}")
     for name in names:
         folder = builders.build(name, root)
         sizes = []
