@@ -61,6 +61,9 @@ FAMILIES: dict[str, FamilyEntry] = {
     "seq2seq": FamilyEntry(
         "tokens", "attn_jax.families.seq2seq:make", counts="attn_jax.families.seq2seq:counts"
     ),
+    "vit": FamilyEntry(
+        "examples", "attn_jax.families.vit:make", counts="attn_jax.families.vit:counts"
+    ),
 }
 
 
