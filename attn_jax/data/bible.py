@@ -46,10 +46,7 @@ import dataclasses
 import functools
 import hashlib
 import re
-import shutil
 import struct
-import subprocess
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -239,16 +236,7 @@ def fetch_sword(root: Path) -> dict[str, Path]:
             continue
         except MissingDataError:
             pass
-        dest = Path(root) / "debian" / package
-        with tempfile.TemporaryDirectory() as tmp:
-            deb = fetch._apt_download(package, Path(tmp))
-            if dest.exists():
-                shutil.rmtree(dest)
-            dest.mkdir(parents=True)
-            if shutil.which("dpkg-deb"):
-                subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
-            else:
-                fetch.extract_deb(deb, dest)
+        fetch.unpack_package(package, root)
         out[lang] = module_dir(root, lang)
     return out
 

@@ -39,9 +39,20 @@ def fetch_austen(root: Path, deb: str | None = None) -> Path:
         return sources.austen_rdb(root)
     except sources.MissingDataError:
         pass
-    dest = root / "debian" / sources.AUSTEN_DEB
+    unpack_package(sources.AUSTEN_DEB, root, deb)
+    return sources.austen_rdb(root)
+
+
+def unpack_package(package: str, root: str | Path, deb: str | None = None) -> Path:
+    """`apt-get download`s `package` (unless `deb` is given) and unpacks it afresh into
+    `<root>/debian/<package>/` (dpkg-deb -x, else `extract_deb`); returns that folder.
+
+    The one download-and-unpack path of every Debian-packaged corpus (Austen, the
+    SWORD Bibles, Fashion-MNIST).
+    """
+    dest = Path(root) / "debian" / package
     with tempfile.TemporaryDirectory() as tmp:
-        deb_path = Path(deb) if deb else _apt_download(sources.AUSTEN_DEB, Path(tmp))
+        deb_path = Path(deb) if deb else _apt_download(package, Path(tmp))
         if dest.exists():
             shutil.rmtree(dest)
         dest.mkdir(parents=True)
@@ -49,7 +60,7 @@ def fetch_austen(root: Path, deb: str | None = None) -> Path:
             subprocess.run(["dpkg-deb", "-x", str(deb_path), str(dest)], check=True)
         else:
             extract_deb(deb_path, dest)
-    return sources.austen_rdb(root)
+    return dest
 
 
 def _apt_download(package: str, workdir: Path) -> Path:

@@ -19,10 +19,7 @@ Two datasets, both as uint8 images `image_NHWC` and int32 labels `label_N`:
 from __future__ import annotations
 
 import gzip
-import shutil
 import struct
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -112,16 +109,7 @@ def fetch_fashion_mnist(root: str | Path) -> Path:
         return fashion_mnist_dir(root)
     except MissingDataError:
         pass
-    dest = Path(root) / "debian" / FASHION_MNIST_DEB
-    with tempfile.TemporaryDirectory() as tmp:
-        deb = fetch._apt_download(FASHION_MNIST_DEB, Path(tmp))
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        if shutil.which("dpkg-deb"):
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
-        else:
-            fetch.extract_deb(deb, dest)
+    fetch.unpack_package(FASHION_MNIST_DEB, root)
     return fashion_mnist_dir(root)
 
 
