@@ -57,7 +57,9 @@ def _mlm_units(config) -> float:
 
 FAMILIES: dict[str, FamilyEntry] = {
     "lm": FamilyEntry("tokens", "attn_jax.families.lm:make", counts="attn_jax.families.lm:counts"),
-    "mlm": FamilyEntry("tokens", "attn_jax.families.mlm:make", _mlm_units),
+    "mlm": FamilyEntry(
+        "tokens", "attn_jax.families.mlm:make", _mlm_units, "attn_jax.families.mlm:counts"
+    ),
     "seq2seq": FamilyEntry(
         "tokens", "attn_jax.families.seq2seq:make", counts="attn_jax.families.seq2seq:counts"
     ),

@@ -69,6 +69,18 @@ def check_param_count(params, expected: int, where: str) -> None:
         )
 
 
+def checked_sizes(counts: Callable[[Any], dict], config, where: str) -> Callable[[Any], dict]:
+    """A family's `sizes(params)`: `counts(config)`, its params_total checked against
+    the model's (`where` names the counting code in the error)."""
+
+    def sizes(params) -> dict:
+        out = counts(config)
+        check_param_count(params, out["params_total"], where)
+        return out
+
+    return sizes
+
+
 def cross_entropy(
     logits_BTV: jax.Array, targets_BT: jax.Array, label_smoothing: float = 0.0
 ) -> tuple[jax.Array, jax.Array]:

@@ -45,11 +45,6 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
         logits_BTV = model(batch["inputs"], deterministic=True)
         return base.classification_sums(logits_BTV, batch["targets"], batch["weights"])
 
-    def sizes(params):
-        out = counts(config)
-        base.check_param_count(params, out["params_total"], "attn_jax.models.flops.param_counts")
-        return out
-
     return base.Family(
         name="lm",
         unit="tokens",
@@ -58,6 +53,6 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
         loss=loss,
         eval_sums=eval_sums,
         eval_finalize=base.classification_finalize,
-        sizes=sizes,
+        sizes=base.checked_sizes(counts, config, "attn_jax.models.flops.param_counts"),
         uses_dropout=bool(model_cfg.dropout or model_cfg.attn_dropout),
     )

@@ -15,6 +15,22 @@ import ml_collections
 from attn_jax.families import base
 
 
+def counts(config: ml_collections.ConfigDict) -> dict:
+    """Analytic parameter counts and training FLOPs per masked token of `config`'s encoder."""
+    from attn_jax.models import encoder
+
+    model_cfg = encoder.EncoderConfig.from_config(config.model)
+    c = encoder.param_counts(model_cfg)
+    return {
+        "params_total": c["total"],
+        "params_embedding": c["embedding"],
+        "params_non_embedding": c["non_embedding"],
+        "flops_per_unit": encoder.flops_per_masked_token(
+            model_cfg, int(config.train.seq_len), float(config.data.mask_rate)
+        ),
+    }
+
+
 def make(config: ml_collections.ConfigDict) -> base.Family:
     """The MLM `Family` of `config` (experiments/mlm.py)."""
     from attn_jax.data import mlm as mlm_data
@@ -30,7 +46,6 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
     seq_len = int(config.train.seq_len)
     if seq_len > model_cfg.max_len:
         raise ValueError(f"train.seq_len={seq_len} exceeds model.max_len={model_cfg.max_len}.")
-    mask_rate = float(config.data.mask_rate)
 
     def model(rngs):
         return encoder.Encoder(model_cfg, rngs=rngs)
@@ -55,16 +70,6 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
         logits_BTV = model(batch["inputs"], batch["lengths"], deterministic=True)
         return base.classification_sums(logits_BTV, batch["targets"], _weights(batch))
 
-    def sizes(params):
-        counts = encoder.param_counts(model_cfg)
-        base.check_param_count(params, counts["total"], "attn_jax.models.encoder.param_counts")
-        return {
-            "params_total": counts["total"],
-            "params_embedding": counts["embedding"],
-            "params_non_embedding": counts["non_embedding"],
-            "flops_per_unit": encoder.flops_per_masked_token(model_cfg, seq_len, mask_rate),
-        }
-
     return base.Family(
         name="mlm",
         unit="tokens",
@@ -73,6 +78,6 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
         loss=loss,
         eval_sums=eval_sums,
         eval_finalize=base.classification_finalize,
-        sizes=sizes,
+        sizes=base.checked_sizes(counts, config, "attn_jax.models.encoder.param_counts"),
         uses_dropout=bool(model_cfg.dropout or model_cfg.attn_dropout),
     )

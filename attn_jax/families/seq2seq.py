@@ -377,11 +377,6 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
         logits_BTV = model(batch["src"], batch["src_len"], batch["tgt_in"], deterministic=True)
         return base.classification_sums(logits_BTV, batch["tgt_out"], batch["weights"])
 
-    def sizes(params):
-        out = counts(config)
-        base.check_param_count(params, out["params_total"], "attn_jax.families.seq2seq.counts")
-        return out
-
     def decode_eval(model, final: bool = True) -> dict[str, float]:
         """Decodes `decode_split` (greedy or beam, config.decode) and scores it."""
         del final  # the same decode mid-run or at the end
@@ -410,7 +405,7 @@ def make(config: ml_collections.ConfigDict) -> base.Family:
         loss=loss,
         eval_sums=eval_sums,
         eval_finalize=base.classification_finalize,
-        sizes=sizes,
+        sizes=base.checked_sizes(counts, config, "attn_jax.families.seq2seq.counts"),
         uses_dropout=bool(model_cfg.dropout or model_cfg.attn_dropout),
         decode_eval=decode_eval,
     )

@@ -138,11 +138,6 @@ def make(config) -> base.Family:
     def eval_sums(model, batch):
         return base.classification_sums(model(batch["image"]), batch["label"], batch["valid"])
 
-    def sizes(params):
-        out = counts(config)
-        base.check_param_count(params, out["params_total"], "attn_jax.models.vit.param_counts")
-        return out
-
     return base.Family(
         name="vit",
         unit="examples",
@@ -151,6 +146,6 @@ def make(config) -> base.Family:
         loss=loss,
         eval_sums=eval_sums,
         eval_finalize=base.classification_finalize,
-        sizes=sizes,
+        sizes=base.checked_sizes(counts, config, "attn_jax.models.vit.param_counts"),
         uses_dropout=cfg.dropout > 0 or cfg.attn_dropout > 0,
     )
