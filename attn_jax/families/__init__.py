@@ -66,6 +66,12 @@ FAMILIES: dict[str, FamilyEntry] = {
     "vit": FamilyEntry(
         "examples", "attn_jax.families.vit:make", counts="attn_jax.families.vit:counts"
     ),
+    "vqa": FamilyEntry(
+        "examples", "attn_jax.families.vqa:make", counts="attn_jax.families.vqa:counts"
+    ),
+    "clip": FamilyEntry(
+        "examples", "attn_jax.families.clip:make", counts="attn_jax.families.clip:counts"
+    ),
 }
 
 
