@@ -16,10 +16,16 @@ softmax attention, the default) included; a KV cache is the keys written so far
 "xla" alone also takes the dense-only options: an extra `mask`, parameterized
 scores, attention dropout and `return_weights`; other kernels raise a ValueError
 naming the option when given one.
+
+`CAPTURE` is an inference-time hook for attn_jax.interp.capture: None (the
+default) adds nothing to the traced computation; set, it is called with this
+layer's q, k, v and output after the kernel, so the attention weights can be
+recomputed densely for the heads asked while the kernel's output stays as it is.
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 
 import jax
@@ -37,6 +43,10 @@ POSITIONS = ("none", "rope", "alibi", "relative")
 _KERNEL_INIT_OPTIONS = ("num_features", "proj_len", "init")
 # Kernels whose state is fixed, not trained (Performer's random features).
 _FIXED_KERNEL_STATE = ("performer",)
+
+
+# Read at trace time: None traces exactly the layer without capture (attn_jax.interp).
+CAPTURE: contextvars.ContextVar = contextvars.ContextVar("attn_jax_capture", default=None)
 
 
 class KernelState(nnx.Variable):
@@ -327,6 +337,18 @@ class Attention(nnx.Module):
             **self._kernel_kwargs(mask, rate, dropout_rng, return_weights),
         )
         out_BTNH, weights_BNTS = result if return_weights else (result, None)
+        hook = CAPTURE.get()
+        if hook is not None:  # inference-time capture only (attn_jax.interp.capture)
+            hook(
+                self,
+                q_BTNH=q_BTNH,
+                k_BSKH=k_BSKH,
+                v_BSKH=v_BSKH,
+                out_BTNH=out_BTNH,
+                q_offset=q_offset,
+                kv_lengths_B=kv_lengths_B,
+                mask=mask,
+            )
         out_BTD = jnp.einsum("BTNH,NHD->BTD", out_BTNH.astype(dtype), self._cast(self.w_out, dtype))
         extras = (new_cache,) if cache is not None else ()
         if return_weights:
