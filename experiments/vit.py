@@ -54,28 +54,43 @@ def data_config(name: str = "fashion_mnist") -> ml_collections.ConfigDict:
     )
 
 
-def model_config(smoke: bool = False, **overrides) -> ml_collections.ConfigDict:
-    """config.model: the anchor's shape for 28x28 images, or a tiny one for 8x8 digits."""
+# Vision sizes for the scaling sweep (sweeps/vit_scaling.py) and the headline run: patch 7
+# on 28x28 images (16 patches + the class token = 17 tokens), a pre-norm encoder of
+# head width 16-32, MLP 2 D as in the anchor. "anchor" is the anchor repository's shape
+# (patch 4: 50 tokens, 3x the FLOPs per image of "s6").
+SIZES: dict[str, dict[str, int]] = {
+    "2xs": dict(patch_size=7, d_model=32, num_layers=2, num_heads=2, d_ff=64),
+    "xs": dict(patch_size=7, d_model=48, num_layers=3, num_heads=3, d_ff=96),
+    "s": dict(patch_size=7, d_model=64, num_layers=4, num_heads=4, d_ff=128),
+    "s6": dict(patch_size=7, d_model=64, num_layers=6, num_heads=4, d_ff=128),
+    "m": dict(patch_size=7, d_model=96, num_layers=5, num_heads=4, d_ff=192),
+    "l": dict(patch_size=7, d_model=128, num_layers=6, num_heads=4, d_ff=256),
+    "anchor": dict(patch_size=4, d_model=64, num_layers=6, num_heads=4, d_ff=128),
+}
+
+
+def model_config(size: str = "s6", smoke: bool = False, **overrides) -> ml_collections.ConfigDict:
+    """config.model: a SIZES entry for 28x28 images, or a tiny one for 8x8 digits."""
     if smoke:
         fields = dict(
             image_size=8, patch_size=2, channels=1, d_model=32, num_layers=2, num_heads=2, d_ff=64
         )
     else:
-        fields = dict(
-            image_size=28, patch_size=4, channels=1, d_model=64, num_layers=6, num_heads=4, d_ff=128
-        )
+        if size not in SIZES:
+            raise ValueError(f"Unknown ViT size {size!r}; valid: {', '.join(SIZES)}.")
+        fields = dict(image_size=28, channels=1, **SIZES[size])
     fields.update(dict(num_classes=10, pool="cls", position="learned"), **overrides)
     return ml_collections.ConfigDict(fields)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The experiment config; `arg` like "smoke", "pool=gap,position=sincos2d"."""
-    arg = configs.parse_arg(arg, smoke=False, pool="cls", position="learned", examples=0)
+    arg = configs.parse_arg(arg, smoke=False, size="s6", pool="cls", position="learned", examples=0)
     config = ml_collections.ConfigDict()
     config.experiment = "vit"
     config.family = "vit"
     config.seed = 0
-    config.model = model_config(arg.smoke, pool=arg.pool, position=arg.position)
+    config.model = model_config(arg.size, arg.smoke, pool=arg.pool, position=arg.position)
     if arg.smoke:
         config.data = data_config("digits")
         config.data.crop_pad = 0  # 8x8 digits: a shift is a large part of the image

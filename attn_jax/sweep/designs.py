@@ -46,6 +46,11 @@ def _nonempty(name: str, values: Iterable[Any], design: str) -> list[Any]:
     return values
 
 
+def _unit(tokens_key: str) -> str:
+    """The tag naming a trial's budget: "tokens", or "examples" for `train.examples`."""
+    return tokens_key.rsplit(".", 1)[-1]
+
+
 def _extra(overrides: Overrides, size: str) -> dict[str, Any]:
     if overrides is None:
         return {}
@@ -87,7 +92,7 @@ def grid(
         points = [budgets[-1]] if nested else budgets
         for tokens in points:
             over = {**_extra(overrides, size), tokens_key: tokens, seed_key: int(seed)}
-            tags = {"size": size, "tokens": tokens, "seed": int(seed)}
+            tags = {"size": size, _unit(tokens_key): tokens, "seed": int(seed)}
             if nested:
                 over[eval_at_key] = tuple(budgets)
                 tags["eval_at_tokens"] = list(budgets)
@@ -163,7 +168,7 @@ def isoflop(
             over = {**_extra(overrides, size), tokens_key: int(tokens), seed_key: int(seed)}
             tags = {
                 "size": size,
-                "tokens": int(tokens),
+                _unit(tokens_key): int(tokens),
                 "flop_budget": float(budget),
                 "flops": flops,
                 "seed": int(seed),
@@ -266,14 +271,15 @@ def wsd_branches(
         }
         if parent_evals:
             parent_over[eval_at_key] = tuple(s * tokens_per_step for s in keep)
-        tags = {"size": size, "tokens": keep[-1] * tokens_per_step, "seed": int(seed)}
+        unit = _unit(tokens_key)
+        tags = {"size": size, unit: keep[-1] * tokens_per_step, "seed": int(seed)}
         parent = Trial(f"size={size}", parent_over, {**tags, "role": "stable"})
         trials.append(parent)
         tagged = zip(steps, starts, flop_budgets or [None] * len(steps), strict=True)
         for n_steps, start, flop_budget in sorted(tagged, key=lambda x: x[0]):
             over = {**base, tokens_key: n_steps * tokens_per_step}
             over["train.decay_fraction"] = float(decay_fraction)
-            tags = {**tags, "tokens": n_steps * tokens_per_step, "role": "branch"}
+            tags = {**tags, unit: n_steps * tokens_per_step, "role": "branch"}
             tags["branch_step"] = start
             if flop_budget is not None:
                 tags["flop_budget"] = float(flop_budget)
