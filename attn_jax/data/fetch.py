@@ -11,8 +11,11 @@ pass it with `--deb PATH`; without dpkg-deb the .deb is unpacked in Python. The
 English-Spanish Bible (translation) comes the same way from `sword-text-kjv` and
 `sword-text-sparv` into `<data_dir>/debian/<package>/` (attn_jax.data.bible;
 `--no_bible` skips it), and Fashion-MNIST from `dataset-fashion-mnist`
-(attn_jax.data.images; `--no_images` skips it). Then both array_record datasets are built under
-`<data_dir>/tfds/`. Running it again does nothing.
+(attn_jax.data.images; `--no_images` skips it). Then the array_record datasets are built
+under `<data_dir>/tfds/`, those named in `--datasets` (default: all): the text corpora
+(attn_jax.data.builders), Fashion-MNIST (unless `--no_images`) and easy-VQA from the
+PyPI `easy_vqa` wheel, which needs no download (attn_jax.data.image_builders).
+Running it again does nothing.
 """
 
 from __future__ import annotations
@@ -111,9 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", default="", help="data root (default: .data in the repo)")
     parser.add_argument("--deb", default=None, help="a downloaded r-cran-janeaustenr .deb")
-    parser.add_argument(
-        "--datasets", default=",".join(builders.BUILDERS), help="comma list to build"
-    )
+    valid = [*builders.BUILDERS, "fashion_mnist", "easy_vqa"]
+    parser.add_argument("--datasets", default=",".join(valid), help="comma list to build")
     parser.add_argument(
         "--no_bible", action="store_true", help="skip the SWORD Bible modules (translation)"
     )
@@ -124,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     root = sources.data_root(args.data_dir)
     names = [n for n in args.datasets.split(",") if n]
     for name in names:
-        if name not in builders.BUILDERS:
-            parser.error(f"unknown dataset {name!r}; valid: {', '.join(builders.BUILDERS)}")
+        if name not in valid:
+            parser.error(f"unknown dataset {name!r}; valid: {', '.join(valid)}")
     if "austen" in names:
         print(f"Jane Austen: {fetch_austen(root, args.deb)}")
     if not args.no_bible:
@@ -136,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         from attn_jax.data import images  # Fashion-MNIST (Debian dataset-fashion-mnist)
 
         print(f"Fashion-MNIST: {images.fetch_fashion_mnist(root)}")
-    for name in names:
+        if "fashion_mnist" in names:
+            _build_images("fashion_mnist", root)
+    if "easy_vqa" in names:
+        _build_images("easy_vqa", root)
+    for name in (n for n in names if n in builders.BUILDERS):
         folder = builders.build(name, root)
         sizes = []
         for split in ("train", "validation"):
@@ -145,6 +151,17 @@ def main(argv: list[str] | None = None) -> int:
             sizes.append(f"{split} {len(docs)} works {mb:.2f} MB")
         print(f"{name}: {', '.join(sizes)} -> {folder}")
     return 0
+
+
+def _build_images(name: str, root: Path) -> None:
+    """Builds one image dataset's array_record files (attn_jax.data.image_builders)."""
+    from attn_jax.data import image_builders  # local: imports the image modules
+
+    parts = [f"{name}/images", f"{name}/questions"] if name == "easy_vqa" else [name]
+    for part in parts:
+        folder = image_builders.build(part, root)
+        counts = image_builders.split_sizes(part, root)
+        print(f"{part}: {', '.join(f'{s} {n}' for s, n in counts.items())} records -> {folder}")
 
 
 if __name__ == "__main__":

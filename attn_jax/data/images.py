@@ -7,9 +7,10 @@ Two datasets, both as uint8 images `image_NHWC` and int32 labels `label_N`:
   The files come from the Debian package `dataset-fashion-mnist`, which `make data`
   downloads (`apt-get download`, no root) and unpacks into
   `<root>/debian/dataset-fashion-mnist/` (`fetch_fashion_mnist`). They are in LeCun's
-  IDX format (gzip'd), which `read_idx` parses with the standard library. The decoded
-  arrays are cached once as `<root>/images/fashion_mnist_<split>.npz` (an .npz, not a
-  tfds array_record builder), since re-inflating 26 MB of gzip costs about a second.
+  IDX format (gzip'd), which `read_idx` parses with the standard library. They are
+  written once as the TF-free tfds array_record dataset "attn_jax_fashion_mnist"
+  (attn_jax.data.image_builders, under `<root>/tfds/`) by `make data` or on first use,
+  and read back from it.
 - "digits": scikit-learn's bundled UCI handwritten digits (`sklearn.datasets.load_digits`),
   1,797 8x8 images with values 0..16, scaled to 0..255. It has no official split, so
   a fixed seeded 80/20 split is drawn here ("train" 1,438 / "test" 359). It needs no
@@ -113,7 +114,8 @@ def fetch_fashion_mnist(root: str | Path) -> Path:
     return fashion_mnist_dir(root)
 
 
-def _read_fashion_mnist(folder: Path, split: str) -> dict[str, np.ndarray]:
+def read_fashion_mnist(folder: Path, split: str) -> dict[str, np.ndarray]:
+    """One split straight from the IDX files: {"image": uint8[N, 28, 28, 1], "label": int32[N]}."""
     prefix = FASHION_MNIST_FILES[split]
     image_NHW = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
     label_N = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
@@ -126,17 +128,11 @@ def _read_fashion_mnist(folder: Path, split: str) -> dict[str, np.ndarray]:
 
 
 def _fashion_mnist(root: Path, split: str) -> dict[str, np.ndarray]:
-    """One split, from the .npz cache when present, else from the IDX files (then cached)."""
-    cache = root / "images" / f"fashion_mnist_{split}.npz"
-    if cache.exists():
-        with np.load(cache) as z:
-            return {"image": z["image"], "label": z["label"]}
-    out = _read_fashion_mnist(fashion_mnist_dir(root), split)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, **out)
-    tmp.replace(cache)  # atomic: a killed run never leaves half a cache
-    return out
+    """One split, read back from the tfds array_record files (built on first use)."""
+    from attn_jax.data import image_builders  # local: the builders import this module
+
+    out = image_builders.read_split("fashion_mnist", split, root)
+    return {"image": out["image"], "label": out["label"].astype(np.int32)}
 
 
 def digits_split(n: int) -> dict[str, np.ndarray]:

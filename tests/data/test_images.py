@@ -1,4 +1,4 @@
-"""Image datasets: the IDX reader, the Fashion-MNIST loader and cache, the digits split."""
+"""Image datasets: the IDX reader, the Fashion-MNIST loader (through its tfds builder), digits."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_read_idx_rejects_bad_magic_and_truncation(tmp_path):
         images.read_idx(tmp_path / "short")
 
 
-def test_fashion_mnist_fake_files_exact_and_cached(tmp_path):
+def test_fashion_mnist_fake_files_exact_and_built(tmp_path):
     fake = _write_fake_fashion(tmp_path)
     for split, (img, lab) in fake.items():
         d = images.load_images("fashion_mnist", split, root=tmp_path)
@@ -64,8 +64,9 @@ def test_fashion_mnist_fake_files_exact_and_cached(tmp_path):
         assert d["label"].dtype == np.int32
         np.testing.assert_array_equal(d["image"][..., 0], img)
         np.testing.assert_array_equal(d["label"], lab)
-        assert (tmp_path / "images" / f"fashion_mnist_{split}.npz").exists()
-    # The second load reads the cache: it still answers with the IDX files gone.
+    assert (tmp_path / "tfds" / "attn_jax_fashion_mnist").is_dir()
+    assert not (tmp_path / "images").exists()  # the old .npz cache is gone
+    # The second load reads the built files: it still answers with the IDX files gone.
     for p in (tmp_path / "debian").rglob("*.gz"):
         p.unlink()
     again = images.load_images("fashion_mnist", "train", root=tmp_path)
@@ -131,8 +132,8 @@ _FASHION_DIGESTS = {
 
 @pytest.mark.slow
 def test_real_fashion_mnist(tmp_path):
-    # A fresh root linking the fetched package, so the IDX files are decoded (and
-    # cached) here rather than read back from the .npz cache of an earlier run.
+    # A fresh root linking the fetched package: a cold tfds build from the IDX files,
+    # then the read back (test_image_builders reads the `make data` build fast).
     real = images.fashion_mnist_dir(sources.data_root("")).parents[3]
     (tmp_path / "debian").mkdir()
     (tmp_path / "debian" / images.FASHION_MNIST_DEB).symlink_to(real)
