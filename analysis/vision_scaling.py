@@ -60,6 +60,7 @@ def plot(pts, fit, out: pathlib.Path, dpi: int = 200) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax_c, ax_d) = plt.subplots(1, 2, figsize=(11, 4.2))
     sizes = sorted(set(pts["size"]), key=lambda s: pts["N"][pts["size"] == s][0])
@@ -87,7 +88,15 @@ def plot(pts, fit, out: pathlib.Path, dpi: int = 200) -> list[str]:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test error (1 - top-1)")
         ax.grid(True, which="both", alpha=0.3)
-    ax_c.legend(fontsize=7)
+    ax_c.legend(fontsize=7, loc="upper right")
+    ax_c.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax_d.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    budgets = np.unique(pts["D"])
+    ax_d.set_xticks(budgets, [f"{d / 1e3:.1f}k" for d in budgets])
+    for ax in (ax_c, ax_d):
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
+        ax.set_yticks([0.1, 0.15, 0.2, 0.3, 0.4, 0.5])
     ax_c.set_title("Error vs compute; saturating law on the frontier", fontsize=9)
     ax_d.set_title("Error vs images seen, per size", fontsize=9)
     fig.tight_layout()
@@ -137,6 +146,8 @@ def main(argv=None) -> dict:
     p = fit.params
     print(f"{len(pts['E'])} runs, {len(fit.frontier_idx)} on the compute frontier")
     print(f"E = {p['a']:.4g} (C + {p['d']:.3g})^-{p['b']:.4f} + {p['c']:.4f}")
+    if fit.fit.at_bounds:
+        print(f"  at a bound (not identified by these points): {', '.join(fit.fit.at_bounds)}")
     for k in ("b", "c", "E_at_max_C"):
         if k in fit.intervals:
             iv = fit.intervals[k]
