@@ -1,0 +1,146 @@
+"""Visual question answering on easy-VQA with cross-attention, and its two baselines.
+
+Question: does a small model whose question tokens cross-attend to ViT patch
+tokens answer easy-VQA's test questions (>= 95% overall, the issue's target; a
+CNN+LSTM concatenation model reached 87.6%, Kshitij-Ambilduke/VQA), and is it
+above both blind baselines on every question type: the same model with the
+image blanked (`inputs=question`) and with the question blanked (`inputs=image`)?
+
+Commands (the headline runs; easy-VQA is a pip dependency, no `make data`):
+
+    python -m attn_jax.main --config experiments/vqa.py:inputs=both --workdir runs/vqa/both
+    python -m attn_jax.main --config experiments/vqa.py:inputs=question --workdir runs/vqa/question
+    python -m attn_jax.main --config experiments/vqa.py:inputs=image --workdir runs/vqa/image
+
+Smoke variant (512 questions, a tiny model, 40 steps, seconds):
+
+    python -m attn_jax.main --config experiments/vqa.py:smoke --workdir /tmp/vqa_smoke
+
+Args (`experiments/vqa.py:inputs=image,examples=1e5`): inputs (both|question|image),
+examples (the training budget; 0 keeps the default), smoke.
+
+Tokens: word-level over the 26 words of the train questions (sorted; PAD 0, UNK 1),
+padded to 10 words (the longest easy-VQA question has 9).
+
+
+Recipe: 32x32 images (2x2 average of the 64x64 originals), patch 8 (16 patch tokens),
+D 64, 4 heads, F 128, 3 image layers, 1 question layer, 2 fusion layers; 248,333
+parameters, 20.1 MFLOP of training per question. AdamW lr 2e-3 (b2 0.99, wd 0.05),
+200 warmup steps, cosine to 0.1 x lr, batch 128 x 2,500 steps = 320,000 questions
+(8.3 epochs), label smoothing 0.1, horizontal flips; eval on all 9,673 test questions.
+
+Result (measured 2026-12-02, 2-core AMD EPYC CPU shared with other agents, each run
+through `flock /tmp/cpu_heavy.lock` with `--config.train.progress_bar=False`):
+
+| inputs   | overall | yes/no | shape | color | wall (s) | ex/s | load start/end |
+|----------|---------|--------|-------|-------|----------|------|----------------|
+| both     | 86.19%  | 82.54% | 93.16%| 99.69%| 590      | 620  | 6.42 / 6.01    |
+| question | 67.08%  | 82.54% | 35.80%| 11.64%| 331      | 1122 | 5.94 / 6.04    |
+| image    | 36.65%  | 49.59% |  0.48%|  0.00%| 336      | 1119 | 6.01 / 5.94    |
+
+(both: 07:35-07:45 UTC; image: 07:45-07:51; question: 07:51-07:56.) The target is
+NOT met: 86.2% < 95% (and below the 87.6% anchor); both baselines are beaten on shape
+and colour but only tied on yes/no. Yes/no is exactly the question-only baseline's 82.54% at every eval: the
+model answers yes/no from the question prior (it never binds the named colour/shape
+to the image within this budget), while shape and colour questions use the image.
+Records: results/vqa/<inputs>/.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from attn_jax import configs
+
+
+def data_config(**overrides) -> ml_collections.ConfigDict:
+    """config.data of the VQA family (attn_jax/families/vqa.py)."""
+    fields = dict(downsample=1, flip=True, max_train=0, max_eval=0)
+    fields.update(overrides)
+    return ml_collections.ConfigDict(fields)
+
+
+def model_config(smoke: bool = False, **overrides) -> ml_collections.ConfigDict:
+    """config.model (attn_jax.models.vqa.VQAConfig fields)."""
+    if smoke:
+        fields = dict(
+            image_size=32,
+            patch_size=8,
+            image_layers=1,
+            question_layers=1,
+            fusion_layers=1,
+            d_model=32,
+            num_heads=2,
+            d_ff=64,
+        )
+    else:
+        fields = dict(
+            image_size=32,
+            patch_size=8,
+            image_layers=3,
+            question_layers=1,
+            fusion_layers=2,
+            d_model=64,
+            num_heads=4,
+            d_ff=128,
+        )
+    fields.update(
+        dict(
+            channels=3,
+            vocab_size=32,
+            max_question_len=10,
+            num_answers=13,
+            pool="mean",
+            inputs="both",
+            image_position="learned",
+        ),
+        **overrides,
+    )
+    return ml_collections.ConfigDict(fields)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The experiment config; `arg` like "smoke", "inputs=question"."""
+    arg = configs.parse_arg(arg, smoke=False, inputs="both", examples=0)
+    if arg.inputs not in ("both", "question", "image"):
+        raise ValueError(
+            f"experiments/vqa.py: inputs={arg.inputs!r} is not one of: both, question, image."
+        )
+    config = ml_collections.ConfigDict()
+    config.experiment = "vqa"
+    config.family = "vqa"
+    config.seed = 0
+    config.model = model_config(arg.smoke, inputs=arg.inputs)
+    if arg.smoke:
+        config.data = data_config(downsample=2, max_train=512, max_eval=256)
+        config.train = configs.train_config(
+            unit="examples",
+            batch_size=32,
+            steps=0,
+            examples=arg.examples or 40 * 32,
+            eval_at_examples=(20 * 32,),
+            lr=3e-3,
+            warmup_steps=4,
+            weight_decay=0.05,
+            label_smoothing=0.1,
+            log_every=10,
+            checkpoint_every=20,
+        )
+    else:
+        config.data = data_config(downsample=2)
+        config.train = configs.train_config(
+            unit="examples",
+            batch_size=128,
+            steps=0,
+            examples=arg.examples or 128 * 2500,
+            lr=2e-3,
+            warmup_steps=200,
+            min_lr_ratio=0.1,
+            weight_decay=0.05,
+            b2=0.99,
+            label_smoothing=0.1,
+            log_every=50,
+            eval_every=500,
+            checkpoint_every=500,
+        )
+    return config
