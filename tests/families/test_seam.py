@@ -73,7 +73,7 @@ def test_toy_family_sweeps_in_examples_with_planned_flops(toy, tmp_path):
     )
     sweep = Sweep(name="toy", experiment=f"{EXPERIMENT}:size=a", trials=trials)
     resolved = resolve(sweep, sizes=toy_family.SIZES)
-    planned = {t.trial.tags["size"] + str(t.trial.tags["tokens"]): t for t in resolved}
+    planned = {t.trial.tags["size"] + str(t.trial.tags["examples"]): t for t in resolved}
     assert runner.planned_steps(planned["a160"]) == 10
     # FLOPs from the family's registered counts, with no model built.
     assert runner.planned_flops(planned["b320"]) == 6.0 * 8 * 3 * 320
