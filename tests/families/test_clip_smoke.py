@@ -128,13 +128,8 @@ def test_eval_metrics_equal_a_numpy_reference(smoke_config):
     assert got["loss"] > 0
 
 
-def test_smoke_trains_end_to_end(smoke_config, tmp_path):
-    prev = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        record = train_and_evaluate(smoke_config, str(tmp_path))
-    finally:
-        jax.config.update("jax_disable_most_optimizations", prev)
+def test_smoke_trains_end_to_end(smoke_config, tmp_path, fast_compile):
+    record = train_and_evaluate(smoke_config, str(tmp_path))
     assert record["status"] == "done"
     assert record["family"] == "clip"
     assert record["unit"] == "examples"

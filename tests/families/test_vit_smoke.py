@@ -93,13 +93,8 @@ def test_mixup_objective_mixes_the_two_labels_and_reports_the_first(smoke_config
     assert float(metrics["count"]) == 32
 
 
-def test_smoke_trains_end_to_end(smoke_config, tmp_path):
-    prev = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        record = train_and_evaluate(smoke_config, str(tmp_path))
-    finally:
-        jax.config.update("jax_disable_most_optimizations", prev)
+def test_smoke_trains_end_to_end(smoke_config, tmp_path, fast_compile):
+    record = train_and_evaluate(smoke_config, str(tmp_path))
     assert record["status"] == "done"
     assert record["family"] == "vit"
     assert record["unit"] == "examples"

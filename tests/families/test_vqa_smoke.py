@@ -92,13 +92,8 @@ def test_smoke_data_and_loss_count_questions(smoke_config, fast_compile):
     assert float(metrics["loss"]) == pytest.approx(math.log(13), rel=1e-5)  # zero head
 
 
-def test_smoke_trains_end_to_end(smoke_config, tmp_path):
-    prev = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        record = train_and_evaluate(smoke_config, str(tmp_path))
-    finally:
-        jax.config.update("jax_disable_most_optimizations", prev)
+def test_smoke_trains_end_to_end(smoke_config, tmp_path, fast_compile):
+    record = train_and_evaluate(smoke_config, str(tmp_path))
     assert record["status"] == "done"
     assert record["family"] == "vqa"
     assert record["unit"] == "examples"
