@@ -205,9 +205,12 @@ class ViT(nnx.Module):
             ]
         )
         self.final_norm = Norm(D, cfg.norm_type) if cfg.norm == "pre" else None
-        # zero-initialized head, as in ViT's fine-tuning recipe: logits start uniform
-        self.head_w_DC = nnx.Param(jnp.zeros((D, cfg.num_classes), jnp.float32))
-        self.head_b_C = nnx.Param(jnp.zeros((cfg.num_classes,), jnp.float32))
+        # zero-initialized head, as in ViT's fine-tuning recipe: logits start uniform;
+        # none at num_classes 0 (an encoder read through `tokens`/`features`: orbax
+        # cannot save zero-size arrays)
+        C = cfg.num_classes
+        self.head_w_DC = nnx.Param(jnp.zeros((D, C), jnp.float32)) if C else None
+        self.head_b_C = nnx.Param(jnp.zeros((C,), jnp.float32)) if C else None
 
     def embed(self, images_BHWC: jnp.ndarray) -> jnp.ndarray:
         """Token embeddings x_BTD: projected patches (after [CLS]) plus positions."""
@@ -223,23 +226,27 @@ class ViT(nnx.Module):
             x_BTD = jnp.concatenate([cls_B1D, x_BTD], axis=1)
         return x_BTD + self.pos_TD[...].astype(dtype)[None]
 
-    def features(self, images_BHWC, *, deterministic=True, dropout_rng=None) -> jnp.ndarray:
-        """Pooled features p_BD (float32) after the final norm."""
-        cfg = self.config
+    def tokens(self, images_BHWC, *, deterministic=True, dropout_rng=None) -> jnp.ndarray:
+        """The token stream x_BTD after the last block and the final norm (compute dtype)."""
         L = len(self.blocks)
         rngs = (
             [None] * (L + 1) if dropout_rng is None else list(jax.random.split(dropout_rng, L + 1))
         )
-        x_BTD = dropout(self.embed(images_BHWC), cfg.dropout, rngs[-1], deterministic)
+        x_BTD = dropout(self.embed(images_BHWC), self.config.dropout, rngs[-1], deterministic)
         for i, block in enumerate(self.blocks):
             x_BTD = block(x_BTD, deterministic=deterministic, dropout_rng=rngs[i])
-        if self.final_norm is not None:
-            x_BTD = self.final_norm(x_BTD)
-        pooled_BD = x_BTD[:, 0] if cfg.pool == "cls" else x_BTD.mean(axis=1)
+        return x_BTD if self.final_norm is None else self.final_norm(x_BTD)
+
+    def features(self, images_BHWC, *, deterministic=True, dropout_rng=None) -> jnp.ndarray:
+        """Pooled features p_BD (float32) after the final norm."""
+        x_BTD = self.tokens(images_BHWC, deterministic=deterministic, dropout_rng=dropout_rng)
+        pooled_BD = x_BTD[:, 0] if self.config.pool == "cls" else x_BTD.mean(axis=1)
         return pooled_BD.astype(jnp.float32)
 
     def __call__(self, images_BHWC, *, deterministic=True, dropout_rng=None) -> jnp.ndarray:
         """Class logits_BC (float32) of images_BHWC (float, already normalized)."""
+        if self.head_w_DC is None:
+            raise ValueError("ViT with num_classes=0 has no head: read tokens() or features().")
         p_BD = self.features(images_BHWC, deterministic=deterministic, dropout_rng=dropout_rng)
         return p_BD @ self.head_w_DC[...] + self.head_b_C[...][None, :]
 

@@ -5,6 +5,7 @@ Dimension key: B batch, H/W image height/width, C channels, P image patches
 `max_question_len`), D model width, V question vocabulary, A answers, L layers.
 
     images_BHWC -> ViT patch embedding + `image_layers` blocks + norm -> img_BPD
+      (+ `context_registers` learned tokens -> the context img_BSD, S = P + R)
     question_BT -> word embedding + learned positions -> `question_layers`
       non-causal pre-norm Blocks (keys masked by lengths_B)
       -> `fusion_layers` Blocks: self-attention (masked) + cross-attention to
@@ -13,7 +14,12 @@ Dimension key: B batch, H/W image height/width, C channels, P image patches
       -> linear D -> A = logits_BA
 
 The image encoder is an `attn_jax.models.vit.ViT` (no class token, no head:
-num_classes 0) whose token stream is read before pooling. Padded question
+num_classes 0) whose token stream is read before pooling. The context registers
+are image-independent keys and values (as the registers of Darcet et al. 2024, here
+on the cross-attention side): softmax weights over the patches alone sum to one
+whatever the patches hold, so without them a question word cannot say "nothing
+here matches me"; with them, the weight a word leaves on the registers is that
+answer, which is what a yes/no question needs. Padded question
 tokens change nothing: they are masked as keys in every self-attention and left
 out of the pool, and cross-attention is per query token.
 
@@ -63,6 +69,8 @@ class VQAConfig(ArchConfig):
       max_question_len: T, questions are padded (and truncated) to this many words.
       question_layers: self-attention blocks over the question alone.
       fusion_layers: blocks with cross-attention from the question to the patches.
+      context_registers: R learned tokens appended to the patches as cross-attention
+        context (0 = none).
       num_answers: A.
       d_model: D (image and question streams).
       num_heads: N.
@@ -89,6 +97,7 @@ class VQAConfig(ArchConfig):
     max_question_len: int = 12
     question_layers: int = 1
     fusion_layers: int = 2
+    context_registers: int = 0
     num_answers: int = 13
     d_model: int = 64
     num_heads: int = 4
@@ -177,9 +186,11 @@ class VQA(nnx.Module):
         self.config = cfg
         dtype = DTYPES[cfg.dtype]
         D = cfg.d_model
-        self.image_encoder = vit_model.ViT(cfg.vit_config, rngs=rngs)
-        # its D x 0 head is unused, and orbax cannot save zero-size arrays: drop it
-        self.image_encoder.head_w_DC = self.image_encoder.head_b_C = None
+        self.image_encoder = vit_model.ViT(cfg.vit_config, rngs=rngs)  # num_classes 0: no head
+        R = cfg.context_registers
+        self.registers_RD = (
+            nnx.Param(0.02 * jax.random.normal(rngs.params(), (R, D), jnp.float32)) if R else None
+        )
         self.embed = Embed(
             cfg.vocab_size,
             D,
@@ -219,16 +230,17 @@ class VQA(nnx.Module):
         self.head_b_A = nnx.Param(jnp.zeros((cfg.num_answers,), jnp.float32))
 
     def image_tokens(self, images_BHWC, *, deterministic=True, dropout_rng=None) -> jnp.ndarray:
-        """The ViT's token stream img_BPD after its final norm (its `features` before pooling)."""
-        vit = self.image_encoder
-        L = len(vit.blocks)
-        rngs = (
-            [None] * (L + 1) if dropout_rng is None else list(jax.random.split(dropout_rng, L + 1))
+        """The cross-attention context: the ViT's token stream img_BPD after its final
+        norm, then the `context_registers` learned tokens (img_BSD, S = P + R)."""
+        img_BPD = self.image_encoder.tokens(
+            images_BHWC, deterministic=deterministic, dropout_rng=dropout_rng
         )
-        x_BPD = dropout(vit.embed(images_BHWC), self.config.dropout, rngs[-1], deterministic)
-        for i, blk in enumerate(vit.blocks):
-            x_BPD = blk(x_BPD, deterministic=deterministic, dropout_rng=rngs[i])
-        return x_BPD if vit.final_norm is None else vit.final_norm(x_BPD)
+        if self.registers_RD is None:
+            return img_BPD
+        B, _, D = img_BPD.shape
+        R = self.registers_RD.shape[0]
+        reg_BRD = jnp.broadcast_to(self.registers_RD[...].astype(img_BPD.dtype)[None], (B, R, D))
+        return jnp.concatenate([img_BPD, reg_BRD], axis=1)
 
     def __call__(
         self,
@@ -312,6 +324,7 @@ def param_counts(model_config: Any) -> dict[str, int]:
     layers = (cfg.question_layers + cfg.fusion_layers) * lm_flops.layer_params(cfg)
     non_embedding = image["non_embedding"] + layers + cfg.fusion_layers * _cross_params(cfg)
     non_embedding += D * A + A + (lm_flops.norm_params(cfg) if cfg.norm == "pre" else 0)
+    non_embedding += cfg.context_registers * D
     return {
         "total": embedding + non_embedding,
         "embedding": embedding,
@@ -322,15 +335,16 @@ def param_counts(model_config: Any) -> dict[str, int]:
 def flops_per_example(model_config: Any) -> float:
     """Training FLOPs (forward + backward) per question: 3 x forward.
 
-    Forward = the ViT's forward over P patches (`vit.flops_per_example` / 3, head
+    Forward = the ViT's forward over its patches (`vit.flops_per_example` / 3, head
     0) + T x (question_layers + fusion_layers) x (2 x self-attention and MLP
     weights + attention_flops(T)) + T x fusion_layers x (2 x cross q/out weights
-    + attention_flops over the P patches) + P x fusion_layers x 2 x the cross kv
-    weights (every patch is projected) + 2 D A (head).
+    + attention_flops over the S = patches + registers context) + S x
+    fusion_layers x 2 x the cross kv weights (every context token is projected)
+    + 2 D A (head).
     """
     cfg = VQAConfig.from_config(model_config)
     D, N, K, H, F = cfg.d_model, cfg.num_heads, cfg.kv_heads, cfg.head_size, cfg.ff_size
-    T, P = cfg.max_question_len, cfg.num_patches
+    T, P = cfg.max_question_len, cfg.num_patches + cfg.context_registers  # P: the context
     score = N * H * H if cfg.score == "multiplicative" else 0
     self_mm = D * (N + 2 * K) * H + N * H * D + 2 * D * F + score
     cross_q_mm = D * N * H + N * H * D + score

@@ -140,6 +140,7 @@ def test_baselines_are_the_same_model_with_one_input_blanked(inputs):
         {},
         dict(num_kv_heads=1, image_position="sincos2d", pool="first"),
         dict(norm="post", norm_type="rmsnorm", score="multiplicative", question_layers=0),
+        dict(context_registers=3),
     ],
 )
 def test_param_counts_equal_the_model(overrides):
@@ -170,7 +171,10 @@ def test_flops_are_the_matmul_part_of_what_xla_counts():
     cfg = VQAConfig(**{**wide, "max_question_len": 8})
     xla, analytic = _xla_flops(cfg), flops_per_example(cfg) / 3
     assert 0.85 * xla <= analytic <= xla, (analytic, xla)
-    one, two = (VQAConfig(**{**wide, "max_question_len": 4, "fusion_layers": n}) for n in (1, 2))
+    one, two = (
+        VQAConfig(**{**wide, "max_question_len": 4, "fusion_layers": n, "context_registers": 2})
+        for n in (1, 2)
+    )
     xla_layer = _xla_flops(two) - _xla_flops(one)
     analytic_layer = (flops_per_example(two) - flops_per_example(one)) / 3
     assert 0.85 * xla_layer <= analytic_layer <= xla_layer, (analytic_layer, xla_layer)
