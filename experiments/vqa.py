@@ -24,26 +24,35 @@ padded to 10 words (the longest easy-VQA question has 9).
 
 
 Recipe: 32x32 images (2x2 average of the 64x64 originals), patch 8 (16 patch tokens),
-D 64, 4 heads, F 128, 3 image layers, 1 question layer, 2 fusion layers; 248,333
-parameters, 20.1 MFLOP of training per question. AdamW lr 2e-3 (b2 0.99, wd 0.05),
-200 warmup steps, cosine to 0.1 x lr, batch 128 x 2,500 steps = 320,000 questions
-(8.3 epochs), label smoothing 0.1, horizontal flips; eval on all 9,673 test questions.
+D 64, 4 heads, F 128, 3 image layers, 1 question layer, 2 fusion layers whose
+cross-attention context is the 16 patches plus 2 learned context registers
+(attn_jax/models/vqa.py says why); 248,461 parameters, 20.4 MFLOP of training per
+question. AdamW lr 2e-3 (b2 0.99, wd 0.05), 200 warmup steps, cosine to 0.1 x lr,
+batch 128 x 7,500 steps = 960,000 questions (24.9 epochs), label smoothing 0.1,
+horizontal flips; eval on all 9,673 test questions every 1,500 steps.
 
-Result (measured 2026-12-02, 2-core AMD EPYC CPU shared with other agents, each run
-through `flock /tmp/cpu_heavy.lock` with `--config.train.progress_bar=False`):
+Result (measured 2026-12-02 on the 2-core AMD EPYC CPU, one training process at a
+time under `flock /tmp/cpu_heavy.lock`, other engineers' editors and tests waiting
+beside it, load 1.7-2.0; `--config.train.progress_bar=False`; code of commit 3874353):
 
-| inputs   | overall | yes/no | shape | color | wall (s) | ex/s | load start/end |
-|----------|---------|--------|-------|-------|----------|------|----------------|
-| both     | 86.19%  | 82.54% | 93.16%| 99.69%| 590      | 620  | 6.42 / 6.01    |
-| question | 67.08%  | 82.54% | 35.80%| 11.64%| 331      | 1122 | 5.94 / 6.04    |
-| image    | 36.65%  | 49.59% |  0.48%|  0.00%| 336      | 1119 | 6.01 / 5.94    |
+| inputs   | overall | yes/no | shape  | color  | wall (s) | questions/s | UTC         |
+|----------|---------|--------|--------|--------|----------|-------------|-------------|
+| both     | 99.07%  | 99.34% | 96.90% | 99.69% | 650      | 1,538       | 16:45-16:56 |
+| question | 66.73%  | 82.54% | 33.09% | 11.64% | 666      | 1,494       | 17:05-17:16 |
+| image    | 36.78%  | 49.86% |  0.00% |  0.00% | 622      | 1,602       | 17:27-17:38 |
 
-(both: 07:35-07:45 UTC; image: 07:45-07:51; question: 07:51-07:56.) The target is
-NOT met: 86.2% < 95% (and below the 87.6% anchor); both baselines are beaten on shape
-and colour but only tied on yes/no. Yes/no is exactly the question-only baseline's 82.54% at every eval: the
-model answers yes/no from the question prior (it never binds the named colour/shape
-to the image within this budget), while shape and colour questions use the image.
-Records: results/vqa/<inputs>/.
+The target is met: 99.07% >= 95% overall (the anchor, a CNN+LSTM, had 87.6%), and
+above both baselines on every question type. The question-only baseline is the
+answer prior of each template (yes/no 82.5%: most "is there a <colour> shape?"
+questions are answered no); the image-only one answers "yes" or "no" to every
+question, since yes/no is 74% of the questions. By eval (both): 1,500 steps 84.7%,
+3,000 90.8%, 4,500 98.0%, 6,000 98.9%, 7,500 99.07%.
+
+Ablation, the context registers (2,500 steps = 320,000 questions, same recipe
+otherwise): without them 86.19% (yes/no 82.54%, exactly the question-only prior at
+every eval: the model never tells a yes/no question whether what it names is there),
+with 2 registers 91.74% (yes/no 91.00%, off the prior by step 1,500). Records:
+results/vqa/{both,question,image}/ and results/vqa/ablation/.
 """
 
 from __future__ import annotations
@@ -90,6 +99,7 @@ def model_config(smoke: bool = False, **overrides) -> ml_collections.ConfigDict:
             vocab_size=32,
             max_question_len=10,
             num_answers=13,
+            context_registers=2,
             pool="mean",
             inputs="both",
             image_position="learned",
@@ -132,7 +142,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             unit="examples",
             batch_size=128,
             steps=0,
-            examples=arg.examples or 128 * 2500,
+            examples=arg.examples or 128 * 7500,
             lr=2e-3,
             warmup_steps=200,
             min_lr_ratio=0.1,
@@ -140,7 +150,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             b2=0.99,
             label_smoothing=0.1,
             log_every=50,
-            eval_every=500,
+            eval_every=1500,
             checkpoint_every=500,
         )
     return config
