@@ -14,7 +14,7 @@ PYTEST_FLAGS ?=
 # Both cores: most of the suite's time is XLA compiling small graphs, one core each.
 PYTEST_WORKERS ?= 2
 
-.PHONY: all venv test test-all lint format demo bench data clean
+.PHONY: all venv test test-all lint format demo bench data browser clean
 
 all: test
 
@@ -29,8 +29,9 @@ venv: $(STAMP)
 test: $(STAMP) data
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_FLAGS)
 
-# The slow tests add Ray (the sweep's cluster executor) and the Austen corpus.
-test-all: $(STAMP) data
+# The slow tests add Ray (the sweep's cluster executor), the Austen corpus and
+# headless Chromium (the attention viewer's click test).
+test-all: $(STAMP) data browser
 	$(BIN)/pip install -q -e '.[test,ray]'
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_FLAGS)
 
@@ -44,6 +45,10 @@ format: $(STAMP)
 
 data: $(STAMP)
 	$(BIN)/python -m attn_jax.data.fetch --data_dir $(DATA_DIR)
+
+# Headless Chromium (Debian, unpacked under $(DATA_DIR)/debian/) for the viewer's slow test.
+browser: $(STAMP)
+	$(BIN)/python -m attn_jax.interp.browser --data_dir $(DATA_DIR)
 
 DEMO_OUT ?= runs/demo
 demo: $(STAMP)

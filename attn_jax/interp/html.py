@@ -13,7 +13,9 @@ per-layer `key_tokens` entry of attention.json when present, else `tokens`.
 
 Test hooks: window.attnViewer.current() -> {layer, head, weights} (head "mean" for
 the mean over heads), window.attnViewer.select(layer, head); the heatmap canvas carries
-data-layer / data-head, and each stats-table row is a <tr data-layer data-head>.
+data-layer / data-head, each stats-table row is a <tr data-layer data-head>, and
+the current layer's head buttons are <button data-layer data-head> in #heads (a click on
+a row or a button selects that head).
 """
 
 from __future__ import annotations
@@ -117,7 +119,8 @@ def write_html(
             }
         )
     blob = json.dumps({"title": record.get("text", ""), "layers": data})
-    blob = blob.replace("</", "<\\/")
+    # "<" as \u003c (same JSON): no "</script>" or "<!--" in the data can end the script.
+    blob = blob.replace("<", "\\u003c")
     html = _PAGE.replace("/*DATA*/", blob)
     path = out_dir / "attention.html"
     path.write_text(html)
@@ -130,12 +133,14 @@ _PAGE = r"""<!DOCTYPE html>
 body{font-family:sans-serif;margin:12px;display:flex;gap:16px}
 #side{min-width:260px} table{border-collapse:collapse;font-size:12px}
 td,th{border:1px solid #ccc;padding:2px 6px} tr.sel{background:#ffe9a8}
-tr[data-head]{cursor:pointer} #cell-readout{font-family:monospace;height:1.4em}
+tr[data-head]{cursor:pointer} #heads button.sel{background:#ffe9a8}
+#heads{margin:4px 0} #cell-readout{font-family:monospace;height:1.4em}
 </style></head><body>
 <div id="side">
 <div>kind <select id="kind"></select></div>
 <div>layer <select id="layer"></select></div>
 <div>head <select id="head"></select></div>
+<div id="heads"></div>
 <div id="cell-readout"></div>
 <table id="stats"><thead><tr><th>layer</th><th>head</th><th>type</th>
 <th>entropy</th><th>distance</th></tr></thead><tbody></tbody></table>
@@ -152,8 +157,12 @@ function fillLayers(){const k=el("kind").value;el("layer").innerHTML="";
  for(const [l,i] of layersOfKind(k)){const o=document.createElement("option");o.value=i;
  o.textContent=l.name;el("layer").appendChild(o);}}
 function fillHeads(){const L=DATA.layers[state.layer];el("head").innerHTML="";
+ el("heads").innerHTML="";
  for(const h of L.heads.concat(["mean"])){const o=document.createElement("option");o.value=h;
- o.textContent=h==="mean"?"mean over heads":"head "+h;el("head").appendChild(o);}}
+ o.textContent=h==="mean"?"mean over heads":"head "+h;el("head").appendChild(o);
+ const b=document.createElement("button");b.dataset.layer=L.name;b.dataset.head=h;
+ b.textContent=h==="mean"?"mean":String(h);b.addEventListener("click",()=>select(state.layer,h));
+ el("heads").appendChild(b);}}
 function weightsOf(li,h){const L=DATA.layers[li];const TS=L.T*L.S;
  if(h==="mean")return decode(L.mean_q,L.mean_scale,L.S);
  const p=L.heads.indexOf(Number(h));const all=decode(L.q,L.scale,L.S);
@@ -170,7 +179,7 @@ function draw(){const L=DATA.layers[state.layer];const w=state.weights;const c=e
   for(let s=0;s<L.S;s++){g.save();g.translate(pad+s*cell+cell-1,pad-2);g.rotate(-Math.PI/2);
    g.fillText(String(L.keys[s]).slice(0,10),0,0);g.restore();}}
  c.dataset.layer=L.name;c.dataset.head=state.head;c.dataset.cell=cell;c.dataset.pad=pad;
- document.querySelectorAll("#stats tr[data-head]").forEach(r=>r.classList.toggle("sel",
+ document.querySelectorAll("#stats tr[data-head],#heads button").forEach(r=>r.classList.toggle("sel",
   r.dataset.layer===L.name&&r.dataset.head===String(state.head)));}
 function select(li,h){state.layer=Number(li);fillHeads();state.head=h==="mean"?"mean":Number(h);
  el("kind").value=DATA.layers[state.layer].kind;fillLayers();el("layer").value=state.layer;

@@ -1,4 +1,5 @@
-"""Figures of attention weights: a per-head heatmap grid with token labels (PNG + SVG).
+"""Figures of attention weights: a per-head heatmap grid with token labels (PNG + SVG),
+and a source-target alignment grid for cross-attention.
 
 Dimension key: L layers, N heads, T queries, S keys.
 
@@ -39,6 +40,7 @@ def heatmap_grid(
     k_labels: Sequence[str] | None = None,
     *,
     head_titles: dict[str, Sequence[str]] | None = None,
+    layer_labels: dict[str, tuple[Sequence[str], Sequence[str]]] | None = None,
     out_prefix: str,
     title: str = "",
 ) -> list[str]:
@@ -49,6 +51,9 @@ def heatmap_grid(
       q_labels: T query token labels (rows of each map).
       k_labels: S key token labels (default: q_labels).
       head_titles: {layer name: N subtitles} (e.g. head types); default "h<n>".
+      layer_labels: {layer name: (query labels, key labels)} for layers whose maps
+        are not T x S (cross-attention, or another stack's tokens); others use
+        q_labels / k_labels.
       out_prefix: path without extension.
       title: figure title.
 
@@ -64,15 +69,19 @@ def heatmap_grid(
     names = list(weights)
     if not names:
         raise ValueError("heatmap_grid needs at least one layer of weights.")
+    labels = {n: (layer_labels or {}).get(n, (q_labels, k_labels)) for n in names}
     N = max(np.asarray(weights[n]).shape[0] for n in names)
-    T, S = len(q_labels), len(k_labels)
-    cell = float(np.clip(0.12 * max(T, S), 2.0, 6.0))
+    longest = max(max(len(q), len(k)) for q, k in labels.values())
+    cell = float(np.clip(0.12 * longest, 2.0, 6.0))
     fig, axes = plt.subplots(
         len(names), N, figsize=(cell * N + 1.0, cell * len(names) + 0.8), squeeze=False
     )
-    fontsize = float(np.clip(240.0 / max(T, S, 1), 3.0, 9.0))
+    # ~half a label slot per token: 20 tokens in a 2.4-inch cell get 4 pt, not overlapping 9 pt
+    fontsize = float(np.clip(36.0 * cell / max(longest, 1), 3.0, 9.0))
     for r, name in enumerate(names):
         w_NTS = np.asarray(weights[name], np.float32)
+        rows, cols = labels[name]
+        T, S = len(rows), len(cols)
         if w_NTS.shape[1:] != (T, S):
             raise ValueError(f"{name}: weights {w_NTS.shape[1:]} do not match {T} x {S} labels.")
         for n in range(N):
@@ -83,8 +92,13 @@ def heatmap_grid(
             ax.imshow(w_NTS[n], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
             sub = (head_titles or {}).get(name)
             ax.set_title(f"{name} h{n}" + (f": {sub[n]}" if sub else ""), fontsize=8)
-            _ticks(ax, k_labels, "x", fontsize)
-            _ticks(ax, q_labels, "y", fontsize)
+            _ticks(ax, cols, "x", fontsize)
+            _ticks(ax, rows, "y", fontsize)
+    return _save(fig, plt, out_prefix, title)
+
+
+def _save(fig, plt, out_prefix: str, title: str) -> list[str]:
+    """Writes fig as out_prefix.png and .svg; returns both paths."""
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -94,3 +108,58 @@ def heatmap_grid(
     fig.savefig(paths[1])
     plt.close(fig)
     return paths
+
+
+def alignment_grid(
+    alignments: dict[str, np.ndarray],
+    target_labels: Sequence[str],
+    source_labels: Sequence[str],
+    *,
+    out_prefix: str,
+    title: str = "",
+) -> list[str]:
+    """One panel per decoder layer of its head-mean cross-attention, a T x S matrix.
+
+    Source tokens on x, target tokens on y, as in Bahdanau et al. (2015, fig. 3),
+    with each cell's weight written in when the matrix is small enough to read.
+
+    Args:
+      alignments: {layer name: weights_TS} (rows sum to 1 over the source).
+      target_labels: T labels of the rows (decoder positions).
+      source_labels: S labels of the columns (encoder positions).
+      out_prefix: path without extension.
+      title: figure title.
+
+    Returns:
+      The paths written (PNG and SVG).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(alignments)
+    if not names:
+        raise ValueError("alignment_grid needs at least one layer.")
+    T, S = len(target_labels), len(source_labels)
+    width = float(np.clip(0.3 * S + 1.5, 3.0, 12.0))
+    height = float(np.clip(0.25 * T + 1.5, 3.0, 16.0))
+    fig, axes = plt.subplots(1, len(names), figsize=(width * len(names), height), squeeze=False)
+    fontsize = float(np.clip(300.0 / max(T, S, 1), 4.0, 9.0))
+    for ax, name in zip(axes[0], names, strict=True):
+        w_TS = np.asarray(alignments[name], np.float32)
+        if w_TS.shape != (T, S):
+            raise ValueError(f"{name}: alignment {w_TS.shape} does not match {T} x {S} labels.")
+        ax.imshow(w_TS, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_title(f"{name} (head mean)", fontsize=9)
+        _ticks(ax, source_labels, "x", fontsize)
+        _ticks(ax, target_labels, "y", fontsize)
+        ax.set_xlabel("source (white 0, black 1)", fontsize=8)
+        ax.set_ylabel("target", fontsize=8)
+        if T * S <= 400:
+            for t, s in zip(*np.nonzero(w_TS >= 0.1), strict=True):
+                color = "white" if w_TS[t, s] > 0.5 else "black"
+                ax.text(
+                    s, t, f"{w_TS[t, s]:.1f}", ha="center", va="center", fontsize=5, color=color
+                )
+    return _save(fig, plt, out_prefix, title)

@@ -48,10 +48,16 @@ def test_report_of_a_trained_lm(lm_run, tmp_path, capsys):
     argv = ["--workdir", lm_run, "--text", text, "--out", out, "--heads", "1,0"]
     assert _cli().main([*argv, "--delimiters", ",."]) == 0
     assert "tokens" in capsys.readouterr().out
-    for name in ("heatmaps.png", "heatmaps.svg", "heads.csv", "weights.npz"):
+    for name in ("heatmaps.png", "heatmaps.svg", "heads.csv", "weights.npz", "attention.html"):
         assert os.path.getsize(os.path.join(out, name)) > 0
     with open(os.path.join(out, "attention.json")) as f:
         record = json.load(f)
+    assert record["layer_info"]["blocks.0.attn"] == {
+        "tokens": list(text),
+        "key_tokens": list(text),
+        "kind": "self",
+        "causal": True,
+    }
     config = generate.load_run_config(lm_run)
     L = int(config.model.num_layers)
     assert len(record["tokens"]) == len(text)

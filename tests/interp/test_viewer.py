@@ -1,6 +1,6 @@
 """The HTML viewer's page: self-contained, its embedded weights round-trip, filters apply.
 
-(The page's JavaScript is not exercised here: the headless-browser test is still to come.)
+(The page's JavaScript runs in headless Chromium in test_browser.py, a slow test.)
 """
 
 import base64
