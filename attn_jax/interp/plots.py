@@ -102,6 +102,11 @@ def _save(fig, plt, out_prefix: str, title: str) -> list[str]:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return save_figure(fig, plt, out_prefix)
+
+
+def save_figure(fig, plt, out_prefix: str) -> list[str]:
+    """Writes fig as out_prefix.png (150 dpi) and .svg, closes it; returns both paths."""
     os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
     paths = [f"{out_prefix}.png", f"{out_prefix}.svg"]
     fig.savefig(paths[0], dpi=150)

@@ -11,10 +11,11 @@ figure is written by the caller (attention.json, .npz).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
+
+from attn_jax.interp import plots
 
 
 def _pyplot():
@@ -28,13 +29,7 @@ def _pyplot():
 
 def save(fig, out_prefix: str) -> list[str]:
     """Writes `fig` as out_prefix.png and .svg, closes it; returns the two paths."""
-    plt = _pyplot()
-    os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
-    paths = [f"{out_prefix}.png", f"{out_prefix}.svg"]
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
-    plt.close(fig)
-    return paths
+    return plots.save_figure(fig, _pyplot(), out_prefix)
 
 
 def display_image(image_HWC) -> np.ndarray:

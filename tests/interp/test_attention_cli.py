@@ -1,34 +1,20 @@
 """analysis/attention.py on a trained LM run: figures, JSON and the weights of the restored model."""
 
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
+from interp_helpers import QUIET, REPO, load_script
 
 from attn_jax import configs, generate
 from attn_jax.data.tokenizers import ByteTokenizer
 from attn_jax.interp import run_with_cache
 from attn_jax.train.loop import train_and_evaluate
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-QUIET = {
-    "train.progress_bar": False,
-    "train.tensorboard": False,
-    "train.report_mfu": False,
-    "train.num_devices": 1,
-    "train.checkpoint_every": 0,
-}
-
 
 def _cli():
-    spec = importlib.util.spec_from_file_location(
-        "attention_cli", os.path.join(REPO, "analysis/attention.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("attention")
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """analysis/attention_sweep.py and analysis/attention_attribution.py on tiny trained runs."""
 
-import importlib.util
 import json
 import os
 
+import interp_helpers
 import numpy as np
 import pytest
 
@@ -11,13 +11,9 @@ from attn_jax import configs
 from attn_jax.sweep import store
 from attn_jax.train.loop import train_and_evaluate
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = interp_helpers.REPO
 QUIET = {
-    "train.progress_bar": False,
-    "train.tensorboard": False,
-    "train.report_mfu": False,
-    "train.num_devices": 1,
-    "train.checkpoint_every": 0,
+    **interp_helpers.QUIET,
     "train.steps": 2,
     "train.eval_at_tokens": (),
     "train.warmup_steps": 1,
@@ -26,10 +22,7 @@ TEXT = "ROMEO: But soft, what light through yonder window breaks?"
 
 
 def _script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, f"analysis/{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return interp_helpers.load_script(name)
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
 """analysis/attention.py on MLM and seq2seq (SCAN) runs: self, causal and cross-attention reports."""
 
 import csv
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
+from interp_helpers import QUIET, REPO, load_script
 
 from attn_jax import configs, generate
 from attn_jax.data import scan
@@ -14,24 +14,11 @@ from attn_jax.families import seq2seq as s2s
 from attn_jax.interp import report
 from attn_jax.train.loop import train_and_evaluate
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-QUIET = {
-    "train.progress_bar": False,
-    "train.tensorboard": False,
-    "train.report_mfu": False,
-    "train.num_devices": 1,
-    "train.checkpoint_every": 0,
-}
 FILES = ("heatmaps.png", "heatmaps.svg", "heads.csv", "weights.npz", "attention.html")
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location(
-        "attention_cli", os.path.join(REPO, "analysis/attention.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("attention")
 
 
 def _train(tmp_path_factory, name: str, overrides: dict) -> str:

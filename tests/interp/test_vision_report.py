@@ -6,12 +6,11 @@ import os
 import numpy as np
 import pytest
 from flax import nnx
+from interp_helpers import QUIET, REPO, load_script
 
 from attn_jax import configs, families
 from attn_jax.interp import run_with_cache, vision_plots, vision_report
 from attn_jax.interp.rollout import attention_rollout
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def smoke(experiment: str, **overrides):
@@ -127,28 +126,18 @@ def test_run_refuses_other_families(tmp_path):
 def test_cli_on_a_trained_vqa_run_writes_the_viewer_of_every_layer(tmp_path, fast_compile, capsys):
     """analysis/attention.py on a VQA run: the overlays, and in layers/ a report whose cross
     layers are real question words x (patches + registers) with rows that sum to one."""
-    import importlib.util
-
     from attn_jax.train.loop import train_and_evaluate
 
     config = configs.load_config(os.path.join(REPO, "experiments/vqa.py:smoke"))
     quiet = {
-        "train.progress_bar": False,
-        "train.tensorboard": False,
-        "train.report_mfu": False,
-        "train.num_devices": 1,
-        "train.checkpoint_every": 0,
+        **QUIET,
         "train.examples": 64,
         "train.eval_at_examples": (),
         "train.warmup_steps": 1,
     }
     workdir = str(tmp_path / "run")
     assert train_and_evaluate(configs.apply_overrides(config, quiet), workdir)["status"] == "done"
-    spec = importlib.util.spec_from_file_location(
-        "cli", os.path.join(REPO, "analysis/attention.py")
-    )
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script("attention")
     out = str(tmp_path / "att")
     question = "is there a red shape"
     argv = ["--workdir", workdir, "--out", out, "--image_index", "1", "--question", question]
