@@ -52,6 +52,12 @@ def _layer_tokens(record: dict, layer: str) -> tuple[list, list]:
     return list(queries), list(keys or queries)
 
 
+def _layer_kind(record: dict, layer: str) -> str:
+    """ "self" or "cross": the report's layer_info entry, else read from the layer's name."""
+    info = (record.get("layer_info") or {}).get(layer.removesuffix(".weights"), {})
+    return info.get("kind") or ("cross" if "cross" in layer else "self")
+
+
 def write_html(
     out_dir: str | Path,
     *,
@@ -97,7 +103,7 @@ def write_html(
         data.append(
             {
                 "name": key,
-                "kind": "cross" if "cross" in key else "self",
+                "kind": _layer_kind(record, key),
                 "heads": idx,
                 "T": int(w.shape[1]),
                 "S": int(w.shape[2]),

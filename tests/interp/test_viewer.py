@@ -64,3 +64,18 @@ def test_filters_keep_only_the_layers_and_heads_asked(tmp_path):
         html.write_html(tmp_path, layers=["blocks.9.attn.weights"])
     with pytest.raises(ValueError, match="out of range"):
         html.write_html(tmp_path, heads=[3])
+
+
+def test_layer_kind_and_labels_come_from_the_reports_layer_info(tmp_path):
+    """A cross layer whose name does not say so (e.g. a fusion block's) is shown as cross,
+    with its own key labels, because the report says so."""
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 3, 4)).astype(np.float32)
+    np.savez(tmp_path / "weights.npz", **{"fusion.0.mix": x / x.sum(-1, keepdims=True)})
+    info = {"tokens": list("abc"), "key_tokens": ["p0", "p1", "p2", "reg0"], "kind": "cross"}
+    record = {"tokens": list("abc"), "heads": [], "layer_info": {"fusion.0.mix": info}}
+    (tmp_path / "attention.json").write_text(json.dumps(record))
+    (layer,) = _embedded(html.write_html(tmp_path).read_text())["layers"]
+    assert layer["kind"] == "cross"
+    assert (layer["T"], layer["S"]) == (3, 4)
+    assert layer["keys"] == info["key_tokens"]
