@@ -32,7 +32,7 @@ except ModuleNotFoundError:  # run as a script from a checkout: put the repo roo
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     from attn_jax import generate
 
-from attn_jax.interp import attribution
+from attn_jax.interp import attribution, plots
 from attn_jax.interp.report import natural_key
 
 TARGETS = ("loss", "logit")
@@ -136,10 +136,7 @@ def analyze(workdir: str, out: str, n_texts: int = 16, seq_len: int = 64, target
 
 
 def _figure(layers: list[dict], prefix: str, title: str) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(layers) + 2), 3.6))
     rng = np.random.default_rng(0)
@@ -153,11 +150,7 @@ def _figure(layers: list[dict], prefix: str, title: str) -> list[str]:
     ax.set_xticks([r["layer"] for r in layers])
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    paths = [f"{prefix}.png", f"{prefix}.svg"]
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
-    plt.close(fig)
-    return paths
+    return plots.save_figure(fig, prefix)
 
 
 def parse_args(argv=None):

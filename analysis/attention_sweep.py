@@ -40,7 +40,7 @@ except ModuleNotFoundError:  # run as a script from a checkout: put the repo roo
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     from attn_jax import generate
 
-from attn_jax.interp import measures
+from attn_jax.interp import measures, plots
 from attn_jax.interp.report import natural_key
 
 DEFAULT_PLAY, DEFAULT_OFFSET = "a-midsummer-night-s-dream", 20_000
@@ -173,12 +173,7 @@ def _markdown(rows: list[dict], text: str, n_tokens: int) -> str:
 
 
 def _figures(rows: list[dict], layer_rows: list[dict], out: str) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     n = np.array([r["params_non_embedding"] for r in rows], float)
     for t in measures.HEAD_TYPES:
@@ -189,10 +184,7 @@ def _figures(rows: list[dict], layer_rows: list[dict], out: str) -> list[str]:
     ax.set(xscale="log", xlabel="non-embedding parameters", ylabel="share of heads", ylim=(0, 1.08))
     ax.legend(fontsize=8)
     fig.tight_layout()
-    for ext in ("png", "svg"):
-        paths.append(os.path.join(out, f"head_type_shares.{ext}"))
-        fig.savefig(paths[-1], dpi=150)
-    plt.close(fig)
+    paths = plots.save_figure(fig, os.path.join(out, "head_type_shares"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for r in rows:
@@ -203,11 +195,7 @@ def _figures(rows: list[dict], layer_rows: list[dict], out: str) -> list[str]:
     ax.set_xlim(0, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    for ext in ("png", "svg"):
-        paths.append(os.path.join(out, f"distance_by_depth.{ext}"))
-        fig.savefig(paths[-1], dpi=150)
-    plt.close(fig)
-    return paths
+    return paths + plots.save_figure(fig, os.path.join(out, "distance_by_depth"))
 
 
 def analyze(sweep_out: str, out: str, text: str | None = None, max_tokens: int = 128) -> dict:

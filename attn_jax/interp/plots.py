@@ -60,10 +60,7 @@ def heatmap_grid(
     Returns:
       The paths written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     k_labels = q_labels if k_labels is None else k_labels
     names = list(weights)
@@ -94,25 +91,35 @@ def heatmap_grid(
             ax.set_title(f"{name} h{n}" + (f": {sub[n]}" if sub else ""), fontsize=8)
             _ticks(ax, cols, "x", fontsize)
             _ticks(ax, rows, "y", fontsize)
-    return _save(fig, plt, out_prefix, title)
+    return _save(fig, out_prefix, title)
 
 
-def _save(fig, plt, out_prefix: str, title: str) -> list[str]:
-    """Writes fig as out_prefix.png and .svg; returns both paths."""
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, plt, out_prefix)
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display), imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
-def save_figure(fig, plt, out_prefix: str) -> list[str]:
+def save_figure(fig, out_prefix: str) -> list[str]:
     """Writes fig as out_prefix.png (150 dpi) and .svg, closes it; returns both paths."""
     os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
     paths = [f"{out_prefix}.png", f"{out_prefix}.svg"]
     fig.savefig(paths[0], dpi=150)
     fig.savefig(paths[1])
-    plt.close(fig)
+    pyplot().close(fig)
     return paths
+
+
+def _save(fig, out_prefix: str, title: str) -> list[str]:
+    """A grid's title and layout, then `save_figure`."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_prefix)
 
 
 def alignment_grid(
@@ -138,10 +145,7 @@ def alignment_grid(
     Returns:
       The paths written (PNG and SVG).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(alignments)
     if not names:
@@ -167,4 +171,4 @@ def alignment_grid(
                 ax.text(
                     s, t, f"{w_TS[t, s]:.1f}", ha="center", va="center", fontsize=5, color=color
                 )
-    return _save(fig, plt, out_prefix, title)
+    return _save(fig, out_prefix, title)

@@ -45,8 +45,22 @@ def _finite(x: float):
 POSITIONAL_STATS = ("mean_distance", "previous_token", "diagonal", "next_token")
 
 
-def _layer_name(key: str) -> str:
-    return key[: -len(".weights")] if key.endswith(".weights") else key
+def _layer_info(layer: str, given: dict, tokens, token_ids, causal: bool) -> dict:
+    """A layer's full layer_info entry: what `given` says, else the report's defaults
+    (a cross layer is not causal, and its keys, another sequence, have no default ids)."""
+    kind = given.get("kind", "self")
+    if kind not in ("self", "cross"):
+        raise ValueError(f"{layer}: kind must be 'self' or 'cross', got {kind!r}.")
+    queries = list(given.get("tokens", tokens))
+    ids = given.get("token_ids", token_ids)
+    return {
+        "tokens": queries,
+        "key_tokens": list(given.get("key_tokens", queries)),
+        "kind": kind,
+        "causal": bool(given.get("causal", causal and kind == "self")),
+        "token_ids": ids,
+        "key_token_ids": given.get("key_token_ids", ids if kind == "self" else None),
+    }
 
 
 def _layer_stats(w, info: dict, delimiter_ids) -> dict[str, np.ndarray]:
@@ -115,22 +129,8 @@ def write_report(
     ids = None if token_ids is None else [int(i) for i in token_ids]
     records, per_layer, titles, infos = [], {}, {}, {}
     for key in sorted(weights, key=natural_key):
-        layer = _layer_name(key)
-        given = dict((layer_info or {}).get(layer, {}))
-        info = {
-            "tokens": list(given.get("tokens", tokens)),
-            "key_tokens": list(given.get("key_tokens", given.get("tokens", tokens))),
-            "kind": given.get("kind", "self"),
-            "causal": bool(given.get("causal", causal if given.get("kind") != "cross" else False)),
-            "token_ids": given.get("token_ids", ids),
-            # a cross layer's keys are another sequence: no default ids for them
-            "key_token_ids": given.get(
-                "key_token_ids",
-                None if given.get("kind") == "cross" else given.get("token_ids", ids),
-            ),
-        }
-        if info["kind"] not in ("self", "cross"):
-            raise ValueError(f"{layer}: kind must be 'self' or 'cross', got {info['kind']!r}.")
+        layer = key.removesuffix(".weights")
+        info = _layer_info(layer, (layer_info or {}).get(layer, {}), tokens, ids, causal)
         w = np.asarray(weights[key], np.float32)
         T, S = len(info["tokens"]), len(info["key_tokens"])
         if w.ndim != 4 or w.shape[0] != 1 or w.shape[2:] != (T, S):

@@ -50,13 +50,18 @@ def _require_text(args, family: str) -> str:
     return args.text
 
 
+def _max_len(config, args) -> int:
+    """--max_tokens, capped by the model's position table when it has one."""
+    return min(args.max_tokens, int(config.model.get("max_len", 0) or args.max_tokens))
+
+
 def lm(config, model, step: int, args) -> dict:
     """A causal LM's report on --text (bytes or the run's sentencepiece tokens)."""
     from attn_jax.data.tokenizers import get_tokenizer
     from attn_jax.interp import report
 
     text = _require_text(args, "lm")
-    max_len = min(args.max_tokens, int(config.model.get("max_len", 0) or args.max_tokens))
+    max_len = _max_len(config, args)
     return report.lm_report(
         model,
         get_tokenizer(config.data),
@@ -77,7 +82,7 @@ def mlm(config, model, step: int, args) -> dict:
     from attn_jax.interp.capture import run_with_cache
 
     text = _require_text(args, "mlm")
-    max_len = min(args.max_tokens, int(config.model.get("max_len", 0) or args.max_tokens))
+    max_len = _max_len(config, args)
     ids = mlm_data.encode(text)[: max(max_len - 2, 0)]
     if len(ids) < 1 or max_len < 3:
         raise ValueError("The text must give at least 1 byte within --max_tokens >= 3.")

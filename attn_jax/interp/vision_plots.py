@@ -18,20 +18,6 @@ import numpy as np
 from attn_jax.interp import plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save(fig, out_prefix: str) -> list[str]:
-    """Writes `fig` as out_prefix.png and .svg, closes it; returns the two paths."""
-    return plots.save_figure(fig, _pyplot(), out_prefix)
-
-
 def display_image(image_HWC) -> np.ndarray:
     """The image rescaled to [0, 1] for display (a normalized input has any range): HW or HWC."""
     x = np.asarray(image_HWC, np.float32)
@@ -89,7 +75,7 @@ def overlay_grid(
     Returns:
       The paths written.
     """
-    plt = _pyplot()
+    plt = plots.pyplot()
     maps = np.asarray(maps_RCgg, np.float32)
     if maps.ndim != 4 or maps.shape[:2] != (len(row_labels), len(col_labels)):
         raise ValueError(
@@ -117,7 +103,7 @@ def overlay_grid(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return save(fig, out_prefix)
+    return plots.save_figure(fig, out_prefix)
 
 
 def distance_scatter(
@@ -129,7 +115,7 @@ def distance_scatter(
     reference: float | None = None,
 ) -> list[str]:
     """Mean attention distance by depth: x = layer, one dot per head (Dosovitskiy et al. 2021, fig. 7)."""
-    plt = _pyplot()
+    plt = plots.pyplot()
     d = np.asarray(distance_LN, np.float64)
     if d.ndim != 2:
         raise ValueError(f"distance_scatter needs [layers, heads], got shape {d.shape}.")
@@ -147,4 +133,4 @@ def distance_scatter(
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return save(fig, out_prefix)
+    return plots.save_figure(fig, out_prefix)

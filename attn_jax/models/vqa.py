@@ -20,9 +20,10 @@ on the cross-attention side): softmax weights over the patches alone sum to one
 whatever the patches hold, so a question word that finds nothing it names must
 park its weight on some patch (the background does); a register is a place for
 that weight that no image moves. In experiments/vqa.py they sped up learning
-yes/no questions at a short budget and made no difference at the headline's. Padded question
-tokens change nothing: they are masked as keys in every self-attention and left
-out of the pool, and cross-attention is per query token.
+yes/no questions at a short budget and made no difference at the headline's.
+
+Padded question tokens change nothing: they are masked as keys in every
+self-attention and left out of the pool, and cross-attention is per query token.
 
 `inputs` picks the model or one of its two baselines, all with one parameter
 tree: "both"; "question" (the image is replaced by zeros, the normalized
@@ -345,15 +346,15 @@ def flops_per_example(model_config: Any) -> float:
     """
     cfg = VQAConfig.from_config(model_config)
     D, N, K, H, F = cfg.d_model, cfg.num_heads, cfg.kv_heads, cfg.head_size, cfg.ff_size
-    T, P = cfg.max_question_len, cfg.num_patches + cfg.context_registers  # P: the context
+    T, S = cfg.max_question_len, cfg.num_patches + cfg.context_registers  # S: the context
     score = N * H * H if cfg.score == "multiplicative" else 0
     self_mm = D * (N + 2 * K) * H + N * H * D + 2 * D * F + score
     cross_q_mm = D * N * H + N * H * D + score
     spec = MaskSpec(causal=False)
     attn_T = lm_flops.attention_flops(cfg.kernel, T, num_heads=N, head_dim=H, kv_heads=K, spec=spec)
-    attn_P = lm_flops.attention_flops(cfg.kernel, P, num_heads=N, head_dim=H, kv_heads=K, spec=spec)
+    attn_S = lm_flops.attention_flops(cfg.kernel, S, num_heads=N, head_dim=H, kv_heads=K, spec=spec)
     forward = vit_model.flops_per_example(cfg.vit_config) / 3.0
     forward += T * (cfg.question_layers + cfg.fusion_layers) * (2 * self_mm + attn_T)
-    forward += cfg.fusion_layers * (T * (2 * cross_q_mm + attn_P) + P * 2 * D * 2 * K * H)
+    forward += cfg.fusion_layers * (T * (2 * cross_q_mm + attn_S) + S * 2 * D * 2 * K * H)
     forward += 2 * D * cfg.num_answers
     return 3.0 * float(forward)
