@@ -189,6 +189,10 @@ def train_config(unit: str = "tokens", **overrides) -> ml_collections.ConfigDict
         distributed=False,  # jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
         max_loss=20.0,  # a train loss above this (or NaN) stops the run as diverged
         time_limit_s=0.0,  # > 0: stop as preempted (checkpointed) after this many seconds
+        # > 0: plan the step count so the schedule and the final eval end by this many
+        # seconds of process wall time (attn_jax.train.time_budget); train.steps is
+        # then ignored
+        time_budget_s=0.0,
         stop_after_steps=0,  # > 0: stop as preempted after this many steps of this process
         progress_bar=True,
         tensorboard=True,

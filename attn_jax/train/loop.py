@@ -37,6 +37,7 @@ from attn_jax.train import metrics as metrics_lib
 from attn_jax.train import optim
 from attn_jax.train import record as record_lib
 from attn_jax.train import step as step_lib
+from attn_jax.train import time_budget as time_lib
 from attn_jax.train.preemption import Preemption
 from attn_jax.train.state import create_train_state
 
@@ -101,6 +102,7 @@ class _Run:
         # seconds, left out of tokens/s and MFU; loop0: when the loop started.
         self.timing = {"t0": None, "step0": 0, "paused": 0.0, "loop0": None, "loop1": None}
         self.peak = (math.nan, "not measured")
+        self.planner: time_lib.TimePlanner | None = None  # train.time_budget_s > 0
         self.writer = self.bar = self.checkpointer = None
         self.finished = False
 
@@ -159,6 +161,7 @@ class _Run:
                 self.loop_state["units_seen"] = float(self.step * self.units_per_step)
             self.step = int(jax.device_get(self.state.step))
             logging.info("Resumed at step %d", self.step)
+        self._setup_time_budget()
         self.devices_desc = record_lib.describe_devices(devices)
         if tc.get("report_mfu", True):
             self.peak = metrics_lib.peak_flops(devices)
@@ -168,6 +171,64 @@ class _Run:
         self.bar = metrics_lib.ProgressBar(
             self.steps_total, initial=self.step, enabled=bool(tc.get("progress_bar", True))
         )
+
+    def _setup_time_budget(self) -> None:
+        """A time-budgeted run's planner; a resumed one keeps its checkpointed plan."""
+        budget_s = float(self.tc.get("time_budget_s", 0) or 0)
+        if budget_s <= 0:
+            return
+        unit_budgets = sorted(int(b) for b in (self.tc.get(f"eval_at_{self.unit}") or ()))
+
+        def budgets_left(total: int) -> int:
+            planned = total * self.units_per_step
+            return sum(self.step * self.units_per_step < b <= planned for b in unit_budgets)
+
+        self.planner = time_lib.TimePlanner(
+            budget_s, int(self.tc.eval_every), budgets_left, self.loop_state.get("time_plans")
+        )
+        # Until the first plan: a schedule too long to end (warmup, then the peak lr).
+        self._retarget(self.planner.planned_steps or time_lib.UNPLANNED_STEPS)
+
+    def _retarget(self, total: int) -> None:
+        """Makes `total` the run's step count: a new schedule, so the train step re-jits."""
+        self.steps_total = int(total)
+        tx, schedule = optim.make_optimizer(self.tc, self.steps_total)
+        fns = self.family
+        self.steps.replace_train(
+            step_lib.make_train_step(
+                self.graphdef, tx, schedule, fns.loss, dropout=fns.uses_dropout
+            )
+        )
+        if self.bar is not None:
+            self.bar.set_total(self.steps_total)
+
+    def _time_eval(self) -> float:
+        """Seconds of one full evaluation, from two batches (compile excluded)."""
+        batches = list(self.eval_batches())
+        seconds = []
+        for batch in batches[:2]:
+            t0 = time.time()
+            out = self.steps.eval(
+                self.state, mesh_lib.device_put_batch(batch, self.steps.batch_sharding)
+            )
+            jax.block_until_ready(out)
+            seconds.append(time.time() - t0)
+        return seconds[-1] * len(batches)
+
+    def _plan(self) -> None:
+        """Plans (or re-plans) the step count from the measured step and eval times."""
+        planner = self.planner
+        if planner.eval_s is None:
+            paused = time.time()
+            planner.eval_s = self._time_eval()
+            self.timing["paused"] += time.time() - paused
+            planner.exclude(time.time() - paused)
+        total = planner.plan(self.step, time_lib.elapsed(self.start))
+        self.loop_state["time_plans"] = planner.plans
+        logging.info("Time budget: plan %d -> %d steps", len(planner.plans), total)
+        if total != self.steps_total:
+            self._retarget(total)
+            planner.mark = None  # the next step compiles: time from the one after
 
     # ------------------------------------------------------------------ loop
     def train(self) -> dict[str, Any]:
@@ -191,6 +252,7 @@ class _Run:
         with Preemption() as preemption:
             while self.step < self.steps_total:
                 batch = mesh_lib.device_put_batch(next(self.train_iter), self.steps.batch_sharding)
+                dispatched = time.time()
                 with jax.transfer_guard("disallow"):
                     self.state, metrics = self.steps.train(self.state, batch)
                 self.step += 1
@@ -202,6 +264,8 @@ class _Run:
                     # Throughput excludes the first step (compilation).
                     jax.block_until_ready(metrics)
                     self.timing.update(t0=time.time(), step0=self.step)
+                if self.planner is not None:
+                    self._time_budget_step(metrics, dispatched)
 
                 planned = self.step * self.units_per_step
                 due = [b for b in budgets if b <= planned and b not in done_budgets]
@@ -246,6 +310,17 @@ class _Run:
         self._decode_eval()
         self._save()
         return self.finish("done")
+
+    def _time_budget_step(self, metrics, dispatched: float) -> None:
+        """Starts the planner's timing window after a compile; plans when it is due."""
+        planner = self.planner
+        if planner.mark is None and len(planner.plans) < 2:
+            jax.block_until_ready(metrics)  # this step compiled (the first, or after a plan)
+            if planner.plans:
+                planner.compile_s = time.time() - dispatched
+            planner.start_window(self.step)
+        elif planner.due(self.step):
+            self._plan()
 
     def _consume(self, pending, window: list, log_every: int, flush: bool = False) -> bool:
         """Fetches a finished step's metrics; logs; returns False if the loss diverged."""
@@ -402,6 +477,9 @@ class _Run:
             steps_total=getattr(self, "steps_total", None),
             train_traces=getattr(getattr(self, "steps", None), "train_traces", None),
             error=error,
+            time_budget=(
+                self.planner.summary(time_lib.elapsed(self.start)) if self.planner else None
+            ),
             **branch_lib.record_fields(
                 self.tc,
                 self.workdir,

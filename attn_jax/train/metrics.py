@@ -146,6 +146,12 @@ class ProgressBar:
         if postfix:
             self._bar.set_postfix(postfix, refresh=False)
 
+    def set_total(self, total: int) -> None:
+        """A re-planned step count (train.time_budget_s)."""
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

@@ -88,7 +88,8 @@ class CompiledSteps:
     """The jitted steps of one run, with a count of how often each was traced.
 
     Python side effects run only while tracing, so `train_traces` counts
-    compilations of the train step: it must stay 1 for a whole run.
+    compilations of the train step: it must stay 1 for a whole run (plus one
+    per plan of a time-budgeted run, `replace_train`).
     """
 
     def __init__(self, train_step, eval_step, state_shardings: Any, mesh: Mesh):
@@ -98,13 +99,22 @@ class CompiledSteps:
         rep = mesh_lib.replicated(mesh)
         self.batch_sharding = data
 
-        def counted_train(state, batch):
-            self.train_traces += 1
-            return train_step(state, batch)
+        self._shardings = (state_shardings, data, rep)
+        self.replace_train(train_step)
 
         def counted_eval(state, batch):
             self.eval_traces += 1
             return eval_step(state, batch)
+
+        self.eval = jax.jit(counted_eval, in_shardings=(state_shardings, data), out_shardings=rep)
+
+    def replace_train(self, train_step) -> None:
+        """Jits a new train step (a re-planned schedule: attn_jax.train.time_budget)."""
+        state_shardings, data, rep = self._shardings
+
+        def counted_train(state, batch):
+            self.train_traces += 1
+            return train_step(state, batch)
 
         self.train = jax.jit(
             counted_train,
@@ -112,4 +122,3 @@ class CompiledSteps:
             out_shardings=(state_shardings, rep),
             donate_argnums=0,
         )
-        self.eval = jax.jit(counted_eval, in_shardings=(state_shardings, data), out_shardings=rep)
