@@ -10,6 +10,7 @@ itself to apply them; `mallopt` through ctypes after start does not reproduce it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -55,3 +56,75 @@ def ensure_malloc_tunables(argv: list[str] | None = None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *args[1:]], env)
+
+
+def enable_compilation_cache(path: str) -> bool:
+    """Turns on JAX's persistent compilation cache at `path` for this process.
+
+    A sweep's trials of one shape compile the same programs; with the cache the
+    second trial (in any process, on any later day) loads them from `path`
+    instead of compiling. Every program is written, however fast it compiled
+    (`jax_persistent_cache_min_compile_time_secs` 0: the demo's small models
+    compile in under a second each, which is still most of a short trial).
+    Hits and misses are counted by JAX's own monitoring events
+    (`/jax/compilation_cache/cache_hits`, `.../cache_misses`).
+
+    Set `ATTN_JAX_COMPILATION_CACHE=0` to leave it off. Returns whether it is on.
+    The cache is trusted code: keep `path` somewhere only you can write.
+    """
+    if os.environ.get("ATTN_JAX_COMPILATION_CACHE", "1") == "0":
+        return False
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    path = os.path.abspath(path)
+    os.makedirs(path, exist_ok=True)
+    if jax.config.jax_compilation_cache_dir != path:
+        compilation_cache.set_cache_dir(path)
+        # A process that already compiled with another (or no) cache dir keeps
+        # its first choice until the cache is reset.
+        compilation_cache.reset_cache()
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return True
+
+
+_CACHE_EVENTS = {
+    "/jax/compilation_cache/compile_requests_use_cache": "requests",
+    "/jax/compilation_cache/cache_hits": "hits",
+    "/jax/compilation_cache/cache_misses": "writes",
+}
+_COMPILE_SECONDS = "/jax/core/compile/backend_compile_duration"
+
+
+@contextlib.contextmanager
+def compile_counters():
+    """Counts XLA compiles and persistent-cache hits inside the block, from JAX's own events.
+
+    Yields a dict that fills in as the block runs: `requests` (programs looked
+    up in the persistent cache), `hits` (loaded from it instead of compiled),
+    `writes` (compiled and written to it) and `compile_seconds` (wall time in
+    XLA's compile-or-load, hits included). Without a cache dir only
+    `compile_seconds` moves.
+    """
+    import jax.monitoring as monitoring
+
+    counts = {"requests": 0, "hits": 0, "writes": 0, "compile_seconds": 0.0}
+
+    def on_event(event, **kwargs):
+        del kwargs
+        if event in _CACHE_EVENTS:
+            counts[_CACHE_EVENTS[event]] += 1
+
+    def on_duration(event, duration, **kwargs):
+        del kwargs
+        if event == _COMPILE_SECONDS:
+            counts["compile_seconds"] += float(duration)
+
+    monitoring.register_event_listener(on_event)
+    monitoring.register_event_duration_secs_listener(on_duration)
+    try:
+        yield counts
+    finally:
+        monitoring.unregister_event_listener(on_event)
+        monitoring.unregister_event_duration_listener(on_duration)

@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cpus-per-trial", type=float, default=1, help="Ray resource request")
     run.add_argument("--gpus-per-trial", type=float, default=0, help="Ray resource request")
     run.add_argument("--quiet", action="store_true", help="no progress bar or trial lines")
+    run.add_argument(
+        "--no-compilation-cache",
+        action="store_true",
+        help="compile every trial afresh (default: JAX's persistent cache in <out>/.jax_cache)",
+    )
 
     plan = sub.add_parser("plan", help="validate a sweep and list its trials; runs nothing")
     plan.add_argument("spec", help="sweep file[:arg]")
@@ -95,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 wait=not args.no_wait,
                 progress=not args.quiet,
                 executor_options=options,
+                compilation_cache=False if args.no_compilation_cache else None,
             )
             counts: dict[str, int] = {}
             for record in records:

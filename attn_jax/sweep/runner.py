@@ -94,7 +94,9 @@ def write_manifest(out: str, sweep: Sweep, trials: list[ResolvedTrial]) -> dict[
     return manifest
 
 
-def _task(out: str, sweep: Sweep, t: ResolvedTrial, trainer: str, max_attempts: int):
+def _task(
+    out: str, sweep: Sweep, t: ResolvedTrial, trainer: str, max_attempts: int, cache: str | None
+):
     info = {
         "name": sweep.name,
         "index": t.index,
@@ -103,7 +105,9 @@ def _task(out: str, sweep: Sweep, t: ResolvedTrial, trainer: str, max_attempts: 
         "overrides": dict(t.trial.overrides),
         "tags": dict(t.trial.tags),
     }
-    return worker.TrialTask(t.run_id, out, t.config.to_dict(), trainer, info, max_attempts)
+    return worker.TrialTask(
+        t.run_id, out, t.config.to_dict(), trainer, info, max_attempts, compilation_cache=cache
+    )
 
 
 def _line(status: str, t: ResolvedTrial, record: Mapping[str, Any] | None, note: str = "") -> str:
@@ -132,6 +136,7 @@ def run_sweep(
     progress: bool = True,
     sizes: Mapping[str, Any] | None = None,
     executor_options: Mapping[str, Any] | None = None,
+    compilation_cache: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Runs every trial of a sweep that has no record yet.
 
@@ -147,6 +152,9 @@ def run_sweep(
       progress: show the tqdm bar and per-trial lines.
       sizes: valid size names (default: attn_jax.models SIZES).
       executor_options: extra executor args (ray: address, resources).
+      compilation_cache: JAX's persistent compilation cache in `<out>/.jax_cache`,
+        so trials of one shape compile once (each record's `compilation_cache`
+        counts its hits). None: on for the default (JAX) trainer only.
 
     Returns:
       The latest record of every trial, in spec order (missing only for trials
@@ -161,7 +169,10 @@ def run_sweep(
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
     manifest = write_manifest(out, sweep, trials)
-    run = _SweepRun(sweep, out, trials, manifest, trainer, max_attempts, progress)
+    if compilation_cache is None:
+        compilation_cache = trainer == worker.DEFAULT_TRAINER
+    cache = os.path.join(out, ".jax_cache") if compilation_cache else None
+    run = _SweepRun(sweep, out, trials, manifest, trainer, max_attempts, progress, cache)
     run.plan(retry_failed)
     pool = executors.make_executor(executor, workers, **dict(executor_options or {}))
     run.note(
@@ -182,9 +193,10 @@ def run_sweep(
 class _SweepRun:
     """The state of one `run_sweep` call: what is queued, blocked, in flight, done."""
 
-    def __init__(self, sweep, out, trials, manifest, trainer, max_attempts, progress):
+    def __init__(self, sweep, out, trials, manifest, trainer, max_attempts, progress, cache):
         self.sweep, self.out, self.trials = sweep, out, trials
         self.trainer, self.max_attempts, self.progress = trainer, max_attempts, progress
+        self.cache = cache
         self.flops = {m["run_id"]: m["planned_flops"] for m in manifest["trials"]}
         self.use_flops = all(f is not None for f in self.flops.values())
         self.queue: list[ResolvedTrial] = []
@@ -200,7 +212,7 @@ class _SweepRun:
             tqdm.write(message)
 
     def task(self, t: ResolvedTrial) -> worker.TrialTask:
-        return _task(self.out, self.sweep, t, self.trainer, self.max_attempts)
+        return _task(self.out, self.sweep, t, self.trainer, self.max_attempts, self.cache)
 
     def plan(self, retry_failed: bool) -> None:
         """Sorts trials into recorded, queued, and branches blocked on their parent."""

@@ -11,6 +11,7 @@ This module imports no JAX: a spawned worker pays for JAX only in the trainer.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 import ml_collections
 
+from attn_jax import runtime  # imports JAX only when the cache is turned on
 from attn_jax.sweep import store
 
 DEFAULT_TRAINER = "attn_jax.train.loop:train_and_evaluate"
@@ -37,6 +39,9 @@ class TrialTask:
     trainer: str  # "module:function" with the train_and_evaluate signature
     sweep: dict[str, Any]  # name, trial index, arg, overrides, tags, experiment
     max_attempts: int = 2
+    # JAX's persistent compilation cache for the trial (the sweep's <out>/.jax_cache):
+    # a second trial of a shape loads its programs instead of compiling them.
+    compilation_cache: str | None = None
 
     @property
     def workdir(self) -> str:
@@ -101,6 +106,16 @@ def _finished_summary(task: TrialTask) -> dict[str, Any] | None:
     return None
 
 
+@contextlib.contextmanager
+def _compilation_cache(task: TrialTask):
+    """Turns the task's compilation cache on and yields its counters (None when off)."""
+    if not task.compilation_cache or not runtime.enable_compilation_cache(task.compilation_cache):
+        yield None
+        return
+    with runtime.compile_counters() as counts:
+        yield counts
+
+
 def execute_trial(task: TrialTask) -> dict[str, Any]:
     """Runs (or resumes) one trial and records it.
 
@@ -138,7 +153,10 @@ def execute_trial(task: TrialTask) -> dict[str, Any]:
         try:
             config = ml_collections.ConfigDict(task.config)
             config.lock()
-            result = dict(import_trainer(task.trainer)(config, task.workdir))
+            with _compilation_cache(task) as compiles:
+                result = dict(import_trainer(task.trainer)(config, task.workdir))
+            if compiles is not None:  # e.g. {"requests": 9, "hits": 9, "writes": 0, ...}
+                result["compilation_cache"] = dict(compiles)
             status = result.get("status", "done")
             if status == "failed":
                 error = str(result.get("error", "the trainer reported status 'failed'"))

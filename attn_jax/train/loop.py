@@ -128,17 +128,23 @@ class _Run:
             process_index=jax.process_index(),
             process_count=jax.process_count(),
         )
-        tx, schedule = optim.make_optimizer(tc, self.steps_total)
+        # The schedule's numbers (steps, lr, warmup) are arguments of the compiled
+        # step: trials of one shape share one program (and its compilation cache entry).
+        self.optimizer = optim.ScheduledOptimizer(tc)
+        tx, _ = self.optimizer.build(self.optimizer.args(self.steps_total))
         graphdef, self.state, shardings = create_train_state(
             fns.model, tx, int(config.seed), self.mesh
         )
         self.graphdef = graphdef
         self.sizes = fns.sizes(self.state.params)
         self.steps = step_lib.CompiledSteps(
-            step_lib.make_train_step(graphdef, tx, schedule, fns.loss, dropout=fns.uses_dropout),
+            step_lib.make_scheduled_train_step(
+                graphdef, self.optimizer, fns.loss, dropout=fns.uses_dropout
+            ),
             step_lib.make_eval_step(graphdef, fns.eval_sums),
             shardings,
             self.mesh,
+            train_args=self.optimizer.args(self.steps_total),
         )
         self.checkpointer = ckpt_lib.Checkpointer(
             os.path.join(self.workdir, "checkpoints"),
@@ -190,15 +196,9 @@ class _Run:
         self._retarget(self.planner.planned_steps or time_lib.UNPLANNED_STEPS)
 
     def _retarget(self, total: int) -> None:
-        """Makes `total` the run's step count: a new schedule, so the train step re-jits."""
+        """Makes `total` the run's step count: new schedule numbers for the same program."""
         self.steps_total = int(total)
-        tx, schedule = optim.make_optimizer(self.tc, self.steps_total)
-        fns = self.family
-        self.steps.replace_train(
-            step_lib.make_train_step(
-                self.graphdef, tx, schedule, fns.loss, dropout=fns.uses_dropout
-            )
-        )
+        self.steps.set_train_args(self.optimizer.args(self.steps_total))
         if self.bar is not None:
             self.bar.set_total(self.steps_total)
 

@@ -20,31 +20,41 @@ from attn_jax.train.budget import total_steps as total_steps
 from attn_jax.train.budget import wsd_decay_start as wsd_decay_start
 
 
-def _warmup_cosine(lr: float, warmup: int, steps: int, min_ratio: float) -> optax.Schedule:
+# Every schedule is `lr(count, args)`: a pure function of the step and a few
+# numbers (`schedule_args`), so the train step can take the numbers as jit
+# arguments. Trials of one shape at different budgets or learning rates then run
+# the same program (one compile, shared through the persistent compilation cache),
+# and a re-planned time budget changes numbers, not the program.
+ScheduleArgs = dict  # str -> float (on the host) or f32 scalar (traced)
+
+
+def _ramp(c, a):
+    # optax.linear_schedule(0, lr, warmup)'s formula: (0 - lr) * (1 - c / warmup) + lr.
+    frac = 1.0 - jnp.clip(c, 0.0, a["warmup"]) / jnp.maximum(a["warmup"], 1.0)
+    return -a["lr"] * frac + a["lr"]
+
+
+def _warmup_cosine(c, a):
     # Linear warmup then a half-cosine to min_ratio * lr at the last step
-    # (Loshchilov & Hutter 2017, as used by Chinchilla, Hoffmann et al. 2022).
+    # (Loshchilov & Hutter 2017, as used by Chinchilla, Hoffmann et al. 2022);
+    # optax.warmup_cosine_decay_schedule's formulas.
+    k = jnp.minimum(c - a["warmup"], a["decay"])
+    cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * k / a["decay"]))
+    alpha = a["min_ratio"]
+    decayed = a["lr"] * ((1.0 - alpha) * cosine + alpha)
+    return jnp.where(c < a["warmup"], _ramp(c, a), decayed)
+
+
+def _cosine_args(lr: float, warmup: int, steps: int, min_ratio: float) -> ScheduleArgs:
     warmup = min(warmup, max(steps - 1, 0))
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=lr,
-        warmup_steps=warmup,
-        decay_steps=max(steps, warmup + 1),
-        end_value=lr * min_ratio,
-    )
+    decay_steps = max(steps, warmup + 1)
+    return {"lr": lr, "warmup": warmup, "decay": decay_steps - warmup, "min_ratio": min_ratio}
 
 
 DECAY_SHAPES = ("linear", "sqrt")
 
 
-def _wsd(
-    lr: float,
-    warmup: int,
-    steps: int,
-    min_ratio: float,
-    *,
-    decay_fraction: float = 0.2,
-    decay_shape: str = "sqrt",
-) -> optax.Schedule:
+def _wsd(c, a, *, decay_shape: str = "sqrt"):
     """Warmup-stable-decay: linear warmup, constant `lr`, then a cooldown to min_ratio * lr.
 
     Hagele et al. 2024 (arXiv 2405.18392, sec. 3-4): a cooldown over the last
@@ -54,51 +64,54 @@ def _wsd(
     run as any WSD run up to that run's cooldown start: a cooldown branched off
     its checkpoint there is a full WSD run (attn_jax.train.branch).
     """
-    if decay_shape not in DECAY_SHAPES:
-        raise ValueError(
-            f"Unknown train.decay_shape {decay_shape!r}; valid: {', '.join(DECAY_SHAPES)}."
-        )
+    lr, end = a["lr"], a["lr"] * a["min_ratio"]
+    # Same formula as optax.linear_schedule(0, lr, warmup): count / warmup * lr.
+    ramp = lr * c / jnp.maximum(a["warmup"], 1.0)
+    x = jnp.clip((c - a["start"]) / a["length"], 0.0, 1.0)
+    fall = 1.0 - (jnp.sqrt(x) if decay_shape == "sqrt" else x)
+    decayed = end + (lr - end) * fall
+    return jnp.where(c < a["warmup"], ramp, jnp.where(c < a["start"], lr, decayed))
+
+
+def _wsd_args(
+    lr: float, warmup: int, steps: int, min_ratio: float, decay_fraction: float = 0.2
+) -> ScheduleArgs:
     start = wsd_decay_start(steps, decay_fraction)
-    warmup = max(min(warmup, start), 0)
-    length = max(steps - start, 1)
-    end = lr * min_ratio
-
-    def schedule(count):
-        count = jnp.asarray(count, jnp.float32)
-        # Same formula as optax.linear_schedule(0, lr, warmup): count / warmup * lr.
-        ramp = lr * count / warmup if warmup > 0 else jnp.float32(lr)
-        x = jnp.clip((count - start) / length, 0.0, 1.0)
-        fall = 1.0 - (jnp.sqrt(x) if decay_shape == "sqrt" else x)
-        decayed = end + (lr - end) * fall
-        return jnp.where(count < warmup, ramp, jnp.where(count < start, lr, decayed))
-
-    return schedule
+    return {
+        "lr": lr,
+        "warmup": max(min(warmup, start), 0),
+        "start": start,
+        "length": max(steps - start, 1),
+        "min_ratio": min_ratio,
+    }
 
 
-def _rsqrt(lr: float, warmup: int, steps: int, min_ratio: float) -> optax.Schedule:
+def _rsqrt(c, a):
     """Vaswani et al. 2017, eq. 3, normalised so the peak (at `warmup`) equals `lr`."""
+    step = c + 1.0
+    return a["lr"] * jnp.minimum(step / a["warmup"], jnp.sqrt(a["warmup"] / step))
+
+
+def _rsqrt_args(lr: float, warmup: int, steps: int, min_ratio: float) -> ScheduleArgs:
     del steps, min_ratio
-    warmup = max(warmup, 1)
-
-    def schedule(step):
-        step = jnp.asarray(step, jnp.float32) + 1.0
-        return lr * jnp.minimum(step / warmup, jnp.sqrt(warmup / step))
-
-    return schedule
+    return {"lr": lr, "warmup": max(warmup, 1)}
 
 
-def _constant(lr: float, warmup: int, steps: int, min_ratio: float) -> optax.Schedule:
+def _constant(c, a):
+    return jnp.where(a["warmup"] > 0, _ramp(c, a), a["lr"])
+
+
+def _constant_args(lr: float, warmup: int, steps: int, min_ratio: float) -> ScheduleArgs:
     del steps, min_ratio
-    if warmup <= 0:
-        return optax.constant_schedule(lr)
-    return optax.linear_schedule(0.0, lr, warmup)
+    return {"lr": lr, "warmup": max(warmup, 0)}
 
 
-SCHEDULES: dict[str, Callable[[float, int, int, float], optax.Schedule]] = {
-    "cosine": _warmup_cosine,
-    "rsqrt": _rsqrt,
-    "constant": _constant,
-    "wsd": _wsd,
+# name -> (lr(count, args), args(lr, warmup, steps, min_ratio))
+SCHEDULES: dict[str, tuple[Callable, Callable[..., ScheduleArgs]]] = {
+    "cosine": (_warmup_cosine, _cosine_args),
+    "rsqrt": (_rsqrt, _rsqrt_args),
+    "constant": (_constant, _constant_args),
+    "wsd": (_wsd, _wsd_args),
 }
 # Schedules that end their run decayed: the loss at their last step is the loss of
 # a model trained for that many tokens (Hoffmann et al. 2022, sec. 3.1, fig. A1).
@@ -115,20 +128,51 @@ def is_schedule_final(train_config: ml_collections.ConfigDict) -> bool:
     return bool(decayed and decayed(train_config))
 
 
-def make_schedule(train_config: ml_collections.ConfigDict, steps: int) -> optax.Schedule:
-    """The learning-rate schedule named by `train.schedule` (see `SCHEDULES`)."""
+def _schedule_name(train_config: ml_collections.ConfigDict) -> str:
     name = train_config.schedule
     if name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}; valid: {', '.join(sorted(SCHEDULES))}.")
+    if name == "wsd":
+        shape = str(train_config.get("decay_shape", "sqrt"))
+        if shape not in DECAY_SHAPES:
+            raise ValueError(
+                f"Unknown train.decay_shape {shape!r}; valid: {', '.join(DECAY_SHAPES)}."
+            )
+    return name
+
+
+def schedule_args(train_config: ml_collections.ConfigDict, steps: int) -> ScheduleArgs:
+    """The numbers `train.schedule` reads for a run of `steps` steps (floats)."""
+    name = _schedule_name(train_config)
     args = (float(train_config.lr), int(train_config.warmup_steps), steps)
     args += (float(train_config.min_lr_ratio),)
+    kwargs = {"decay_fraction": _decay_fraction(train_config)} if name == "wsd" else {}
+    return {k: float(v) for k, v in SCHEDULES[name][1](*args, **kwargs).items()}
+
+
+def schedule_fn(train_config: ml_collections.ConfigDict) -> Callable:
+    """lr(count, args): the shape of `train.schedule`, its numbers left as arguments."""
+    name = _schedule_name(train_config)
+    fn = SCHEDULES[name][0]
     if name == "wsd":
-        return _wsd(
-            *args,
-            decay_fraction=_decay_fraction(train_config),
-            decay_shape=str(train_config.get("decay_shape", "sqrt")),
-        )
-    return SCHEDULES[name](*args)
+        shape = str(train_config.get("decay_shape", "sqrt"))
+        return lambda count, args: _wsd(count, args, decay_shape=shape)
+    return fn
+
+
+def bind_schedule(fn: Callable, args: ScheduleArgs) -> optax.Schedule:
+    """schedule(count) = fn(count, args), with the count as f32 (optax calls it with int32)."""
+
+    def schedule(count):
+        a = {k: jnp.asarray(v, jnp.float32) for k, v in args.items()}
+        return fn(jnp.asarray(count, jnp.float32), a)
+
+    return schedule
+
+
+def make_schedule(train_config: ml_collections.ConfigDict, steps: int) -> optax.Schedule:
+    """The learning-rate schedule named by `train.schedule` (see `SCHEDULES`)."""
+    return bind_schedule(schedule_fn(train_config), schedule_args(train_config, steps))
 
 
 def _decay_mask(params):
@@ -150,6 +194,14 @@ def make_optimizer(
       (optimizer, schedule); the schedule is returned so the step can log the lr.
     """
     schedule = make_schedule(train_config, steps)
+    return adamw_with_schedule(train_config, schedule), schedule
+
+
+def adamw_with_schedule(
+    train_config: ml_collections.ConfigDict, schedule: optax.Schedule
+) -> optax.GradientTransformation:
+    """make_optimizer's AdamW and clipping around any schedule (its state does not
+    depend on the schedule's numbers)."""
     parts = []
     if train_config.grad_clip and train_config.grad_clip > 0:
         parts.append(optax.clip_by_global_norm(float(train_config.grad_clip)))
@@ -163,4 +215,24 @@ def make_optimizer(
             mask=_decay_mask,
         )
     )
-    return optax.chain(*parts), schedule
+    return optax.chain(*parts)
+
+
+class ScheduledOptimizer:
+    """make_optimizer with the schedule's numbers as arguments of the train step.
+
+    `build(args) -> (tx, schedule)` inside the jitted step; `args(steps)` on the
+    host gives the numbers for a run of `steps` steps. The jitted program depends
+    only on the schedule's name and shape and on the optimizer's other settings.
+    """
+
+    def __init__(self, train_config: ml_collections.ConfigDict):
+        self.train_config = train_config
+        self._fn = schedule_fn(train_config)
+
+    def args(self, steps: int) -> ScheduleArgs:
+        return schedule_args(self.train_config, steps)
+
+    def build(self, args: ScheduleArgs) -> tuple[optax.GradientTransformation, optax.Schedule]:
+        schedule = bind_schedule(self._fn, args)
+        return adamw_with_schedule(self.train_config, schedule), schedule

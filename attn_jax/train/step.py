@@ -18,6 +18,7 @@ from jax.sharding import Mesh
 
 from attn_jax.families import base as family_base
 from attn_jax.train import mesh as mesh_lib
+from attn_jax.train import optim
 from attn_jax.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -73,6 +74,26 @@ def make_train_step(
     return train_step
 
 
+def make_scheduled_train_step(
+    graphdef: nnx.GraphDef,
+    optimizer: optim.ScheduledOptimizer,
+    loss_fn: LossFn,
+    *,
+    dropout: bool = False,
+) -> Callable[[TrainState, Batch, dict], tuple[TrainState, dict]]:
+    """make_train_step with the schedule's numbers as an argument: step(state, batch, args).
+
+    `args` is `optimizer.args(steps)` (f32 scalars): runs of one shape that differ
+    only in steps or peak lr compile the same program (CompiledSteps(train_args=...)).
+    """
+
+    def train_step(state: TrainState, batch: Batch, args: dict):
+        tx, schedule = optimizer.build(args)
+        return make_train_step(graphdef, tx, schedule, loss_fn, dropout=dropout)(state, batch)
+
+    return train_step
+
+
 def make_eval_step(
     graphdef: nnx.GraphDef, eval_sums: EvalSumsFn
 ) -> Callable[[TrainState, Batch], dict]:
@@ -88,11 +109,17 @@ class CompiledSteps:
     """The jitted steps of one run, with a count of how often each was traced.
 
     Python side effects run only while tracing, so `train_traces` counts
-    compilations of the train step: it must stay 1 for a whole run (plus one
-    per plan of a time-budgeted run, `replace_train`).
+    compilations of the train step: it must stay 1 for a whole run.
+
+    With `train_args` (a dict of numbers: the schedule's, from
+    make_scheduled_train_step) the train step is `train_step(state, batch, args)`
+    and `train(state, batch)` passes the current args; `set_train_args` changes
+    them (a re-planned time budget) without recompiling.
     """
 
-    def __init__(self, train_step, eval_step, state_shardings: Any, mesh: Mesh):
+    def __init__(
+        self, train_step, eval_step, state_shardings: Any, mesh: Mesh, train_args=None
+    ):
         self.train_traces = 0
         self.eval_traces = 0
         data = mesh_lib.batch_sharding(mesh)
@@ -100,7 +127,12 @@ class CompiledSteps:
         self.batch_sharding = data
 
         self._shardings = (state_shardings, data, rep)
-        self.replace_train(train_step)
+        self._train_args = None
+        if train_args is None:
+            self.replace_train(train_step)
+        else:
+            self._jit_train_with_args(train_step)
+            self.set_train_args(train_args)
 
         def counted_eval(state, batch):
             self.eval_traces += 1
@@ -108,8 +140,30 @@ class CompiledSteps:
 
         self.eval = jax.jit(counted_eval, in_shardings=(state_shardings, data), out_shardings=rep)
 
+    def _jit_train_with_args(self, train_step) -> None:
+        state_shardings, data, rep = self._shardings
+
+        def counted_train(state, batch, args):
+            self.train_traces += 1
+            return train_step(state, batch, args)
+
+        jitted = jax.jit(
+            counted_train,
+            in_shardings=(state_shardings, data, rep),
+            out_shardings=(state_shardings, rep),
+            donate_argnums=0,
+        )
+        self.train = lambda state, batch: jitted(state, batch, self._train_args)
+
+    def set_train_args(self, args: dict) -> None:
+        """New numbers for a train step built with train_args (no recompile)."""
+        rep = self._shardings[2]
+        self._train_args = {
+            k: jax.device_put(jnp.asarray(v, jnp.float32), rep) for k, v in args.items()
+        }
+
     def replace_train(self, train_step) -> None:
-        """Jits a new train step (a re-planned schedule: attn_jax.train.time_budget)."""
+        """Jits a new train step (one without train_args)."""
         state_shardings, data, rep = self._shardings
 
         def counted_train(state, batch):

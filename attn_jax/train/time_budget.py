@@ -13,8 +13,9 @@ so with a warmup of that length or more the learning rate seen before a plan is
 the same under every plan (linear warmup does not depend on the total); after
 the re-plan the schedule continues from the same step with the new total.
 
-Each plan rebuilds the optimizer's schedule and recompiles the train step once
-(two compiles in all; the record's `train_traces` says 3). The plans are in the
+A plan changes the schedule's numbers, which are arguments of the compiled train
+step (attn_jax.train.optim.ScheduledOptimizer): nothing recompiles, and the
+record's `train_traces` stays 1. The plans are in the
 record's `time_budget` and in the checkpoint, so a resumed run keeps its plan.
 """
 

@@ -76,9 +76,8 @@ def test_time_budgeted_run_ends_its_schedule_at_the_planned_step(tmp_path, monke
     assert len(plans) == 2
     assert record["steps"] == plans[-1]["steps"] > 8
     assert record["steps_total"] == record["steps"]
-    # One compile per plan that changed the total, plus the first.
-    changed = sum(a["steps"] != b for a, b in zip(plans, [None, plans[0]["steps"]]))
-    assert record["train_traces"] == 1 + changed
+    # A plan changes the schedule's numbers (jit arguments), not the program.
+    assert record["train_traces"] == 1
     with open(os.path.join(record["history"])) as f:
         rows = [r for r in map(json.loads, f) if r["kind"] == "train"]
     # The cosine schedule reaches its floor at the planned last step, not at train.steps.
