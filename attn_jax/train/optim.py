@@ -19,7 +19,6 @@ from attn_jax.train.budget import steps_from_tokens as steps_from_tokens
 from attn_jax.train.budget import total_steps as total_steps
 from attn_jax.train.budget import wsd_decay_start as wsd_decay_start
 
-
 # Every schedule is `lr(count, args)`: a pure function of the step and a few
 # numbers (`schedule_args`), so the train step can take the numbers as jit
 # arguments. Trials of one shape at different budgets or learning rates then run

@@ -61,6 +61,19 @@ def split_model(model: nnx.Module):
     return nnx.split(model, nnx.Param, ...)
 
 
+def init_state(model_fn, tx: optax.GradientTransformation, root: jax.Array) -> TrainState:
+    """A fresh TrainState from the run's root key (params fold_in(root, 0), rngs fold_in(root, 1))."""
+    model = model_fn(nnx.Rngs(params=jax.random.fold_in(root, 0), dropout=root))
+    _, params, model_state = split_model(model)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=tx.init(params),
+        rng=jax.random.fold_in(root, 1),
+        model_state=model_state,
+    )
+
+
 def create_train_state(
     model_fn: Callable[[nnx.Rngs], nnx.Module],
     tx: optax.GradientTransformation,
@@ -82,15 +95,7 @@ def create_train_state(
     root = jax.random.PRNGKey(seed)
 
     def init(root):
-        model = model_fn(nnx.Rngs(params=jax.random.fold_in(root, 0), dropout=root))
-        _, params, model_state = split_model(model)
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            opt_state=tx.init(params),
-            rng=jax.random.fold_in(root, 1),
-            model_state=model_state,
-        )
+        return init_state(model_fn, tx, root)
 
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: model_fn(nnx.Rngs(params=0, dropout=0))))
     abstract = jax.eval_shape(init, root)

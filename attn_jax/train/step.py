@@ -117,9 +117,7 @@ class CompiledSteps:
     them (a re-planned time budget) without recompiling.
     """
 
-    def __init__(
-        self, train_step, eval_step, state_shardings: Any, mesh: Mesh, train_args=None
-    ):
+    def __init__(self, train_step, eval_step, state_shardings: Any, mesh: Mesh, train_args=None):
         self.train_traces = 0
         self.eval_traces = 0
         data = mesh_lib.batch_sharding(mesh)

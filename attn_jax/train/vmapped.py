@@ -31,7 +31,7 @@ from flax import nnx
 from attn_jax import families
 from attn_jax.train import optim
 from attn_jax.train import step as step_lib
-from attn_jax.train.state import TrainState, split_model
+from attn_jax.train.state import TrainState, init_state
 
 
 def init_trials(
@@ -52,16 +52,7 @@ def init_trials(
     tx, _ = optimizer.build(base)
 
     def init(seed):
-        root = jax.random.PRNGKey(seed)
-        model = fns.model(nnx.Rngs(params=jax.random.fold_in(root, 0), dropout=root))
-        _, params, model_state = split_model(model)
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            opt_state=tx.init(params),
-            rng=jax.random.fold_in(root, 1),
-            model_state=model_state,
-        )
+        return init_state(fns.model, tx, jax.random.PRNGKey(seed))
 
     states = jax.jit(jax.vmap(init))(jnp.asarray(list(seeds), jnp.uint32))
     args = {k: jnp.full((len(seeds),), v, jnp.float32) for k, v in base.items()}

@@ -22,15 +22,14 @@ def _sweep():
 
 def test_second_trial_of_a_shape_compiles_nothing(tmp_path):
     # A fresh process per trial (local executor, one worker): nothing shared but the cache.
-    first, second = run_sweep(
-        _sweep(), str(tmp_path), executor="local", workers=1, progress=False
-    )
+    first, second = run_sweep(_sweep(), str(tmp_path), executor="local", workers=1, progress=False)
     assert first["status"] == second["status"] == "done"
-    assert first["steps"] == 6 and second["steps"] == 9
+    assert (first["steps"], second["steps"]) == (6, 9)
     # The runner orders trials by cost, so either may have run first.
     a, b = sorted((r["compilation_cache"] for r in (first, second)), key=lambda c: c["hits"])
-    assert a["requests"] > 0 and a["hits"] == 0 and a["writes"] == a["requests"], a
-    assert b["requests"] == a["requests"] and b["hits"] == b["requests"] and b["writes"] == 0, b
+    assert a["requests"] > 0, a
+    assert (a["hits"], a["writes"]) == (0, a["requests"]), a
+    assert (b["requests"], b["hits"], b["writes"]) == (a["requests"], a["requests"], 0), b
     assert os.listdir(tmp_path / ".jax_cache")
     # Turned off, every trial compiles again and the record says nothing about a cache.
     off = run_sweep(
