@@ -63,7 +63,7 @@ def test_time_budgeted_run_ends_its_schedule_at_the_planned_step(tmp_path, monke
     monkeypatch.setattr(time_budget, "elapsed", lambda fallback: time.time() - start)
     config = smoke_config(
         {
-            "train.time_budget_s": 10.0,
+            "train.time_budget_s": 20.0,  # room for both plans after a slow start (compile under load)
             "train.steps": 8,  # ignored under a time budget
             "train.log_every": 1,
             "train.checkpoint_every": 0,
