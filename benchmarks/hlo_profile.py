@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 
-# Where a step's time goes, by the HLO instructions XLA:CPU ran (the events of a
-# jax.profiler trace, named by instruction), grouped by what the instruction
-# computes (read from the compiled HLO text). The first group that matches wins.
+# The first group whose needle is in an instruction's HLO (a fusion's included)
+# wins: an exp fused into a dot's fusion counts as matmul.
 PROFILE_GROUPS = (
     ("matmul (dot / fused dot)", ("dot(", "dot_general", "convolution(", "__onednn$matmul")),
     ("softmax / exp", ("exponential(",)),
@@ -83,7 +82,8 @@ def profile_breakdown(compiled, state, batch, steps: int = 3):
     total = sum(per_op.values()) or 1.0
     groups: dict[str, float] = {}
     for name, seconds in per_op.items():
-        groups[_group(bodies[name])] = groups.get(_group(bodies[name]), 0.0) + seconds
+        group = _group(bodies[name])
+        groups[group] = groups.get(group, 0.0) + seconds
     rows = sorted(groups.items(), key=lambda kv: -kv[1])
     rows = [(g, t / steps, t / total) for g, t in rows]
     top = sorted(per_op.items(), key=lambda kv: -kv[1])[:8]

@@ -131,7 +131,8 @@ class _Run:
         # The schedule's numbers (steps, lr, warmup) are arguments of the compiled
         # step: trials of one shape share one program (and its compilation cache entry).
         self.optimizer = optim.ScheduledOptimizer(tc)
-        tx, _ = self.optimizer.build(self.optimizer.args(self.steps_total))
+        schedule_args = self.optimizer.args(self.steps_total)
+        tx, _ = self.optimizer.build(schedule_args)
         graphdef, self.state, shardings = create_train_state(
             fns.model, tx, int(config.seed), self.mesh
         )
@@ -144,7 +145,7 @@ class _Run:
             step_lib.make_eval_step(graphdef, fns.eval_sums),
             shardings,
             self.mesh,
-            train_args=self.optimizer.args(self.steps_total),
+            train_args=schedule_args,
         )
         self.checkpointer = ckpt_lib.Checkpointer(
             os.path.join(self.workdir, "checkpoints"),

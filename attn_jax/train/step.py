@@ -125,12 +125,9 @@ class CompiledSteps:
         self.batch_sharding = data
 
         self._shardings = (state_shardings, data, rep)
-        self._train_args = None
-        if train_args is None:
-            self.replace_train(train_step)
-        else:
-            self._jit_train_with_args(train_step)
-            self.set_train_args(train_args)
+        # Without train_args (a fixed schedule) the same jit runs with no args to pass.
+        self._jit_train(train_step, takes_args=train_args is not None)
+        self.set_train_args(train_args or {})
 
         def counted_eval(state, batch):
             self.eval_traces += 1
@@ -138,12 +135,12 @@ class CompiledSteps:
 
         self.eval = jax.jit(counted_eval, in_shardings=(state_shardings, data), out_shardings=rep)
 
-    def _jit_train_with_args(self, train_step) -> None:
+    def _jit_train(self, train_step, takes_args: bool) -> None:
         state_shardings, data, rep = self._shardings
 
         def counted_train(state, batch, args):
             self.train_traces += 1
-            return train_step(state, batch, args)
+            return train_step(state, batch, args) if takes_args else train_step(state, batch)
 
         jitted = jax.jit(
             counted_train,
@@ -154,23 +151,8 @@ class CompiledSteps:
         self.train = lambda state, batch: jitted(state, batch, self._train_args)
 
     def set_train_args(self, args: dict) -> None:
-        """New numbers for a train step built with train_args (no recompile)."""
+        """New numbers for the train step's schedule (no recompile)."""
         rep = self._shardings[2]
         self._train_args = {
             k: jax.device_put(jnp.asarray(v, jnp.float32), rep) for k, v in args.items()
         }
-
-    def replace_train(self, train_step) -> None:
-        """Jits a new train step (one without train_args)."""
-        state_shardings, data, rep = self._shardings
-
-        def counted_train(state, batch):
-            self.train_traces += 1
-            return train_step(state, batch)
-
-        self.train = jax.jit(
-            counted_train,
-            in_shardings=(state_shardings, data),
-            out_shardings=(state_shardings, rep),
-            donate_argnums=0,
-        )
