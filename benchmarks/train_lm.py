@@ -53,6 +53,13 @@ def _parse():
     p.add_argument("--dtype", default="float32")
     p.add_argument("--position", default="rope")
     p.add_argument("--kernel", default="xla")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any other LMConfig field, e.g. --model window=32 --model num_kv_heads=1",
+    )
     p.add_argument("--compare", action="store_true", help="time the special paths vs plain")
     p.add_argument("--profile", action="store_true", help="per-instruction time breakdown")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of --compare")
@@ -260,6 +267,24 @@ def compare(cfg, batch, args, ncpu: int) -> None:
             )
 
 
+def model_fields(items: list[str]) -> dict:
+    """`["window=32", "num_features=64"]` -> LMConfig overrides (ints, floats, else text)."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--model takes FIELD=VALUE, got {item!r}")
+        for cast in (int, float):
+            try:
+                out[key] = cast(raw)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = raw
+    return out
+
+
 def main():
     args = _parse()
     if not args.no_tunables:
@@ -280,6 +305,7 @@ def main():
         dtype=args.dtype,
         position=args.position,
         kernel=args.kernel,
+        **model_fields(args.model),
     )
     B, T = args.batch, args.seq
     fpt = flops_per_token(cfg, T)

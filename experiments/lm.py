@@ -88,6 +88,10 @@ def model_config(size: str, vocab: int, **overrides) -> ml_collections.ConfigDic
         score="scaled_dot",
         kernel="xla",
         window=0,
+        num_features=0,  # Performer's M; 0 = 256
+        proj_len=0,  # Linformer's R; 0 = 64
+        sparse_block=0,  # block_sparse pattern (MaskSpec.block / .stride)
+        sparse_stride=0,
         tie_embeddings=True,
         dropout=0.0,
         attn_dropout=0.0,

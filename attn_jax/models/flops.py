@@ -65,8 +65,8 @@ def layer_params(cfg: Any) -> int:
     attn = D * (N + 2 * K) * H + N * H * D + score_params(cfg)
     if cfg.position == "relative":
         attn += cfg.relative_buckets * N
-    if cfg.kernel == "linformer":  # learned key/value projections [R, max_len], R = 64
-        attn += 2 * _LINFORMER_PROJ_LEN * cfg.max_len
+    if cfg.kernel == "linformer":  # learned key/value projections [R, max_len], R default 64
+        attn += 2 * (getattr(cfg, "proj_len", 0) or _LINFORMER_PROJ_LEN) * cfg.max_len
     return attn + 2 * D * F + 2 * norm_params(cfg)
 
 
@@ -226,10 +226,19 @@ def flops_per_token(model_config: Any, seq_len: int) -> float:
     spec = MaskSpec(
         causal=True,
         window=cfg.window or None,
-        block=getattr(cfg, "sparse_block", 0) or None,
-        stride=getattr(cfg, "sparse_stride", 0) or None,
+        block=cfg.sparse_block or None,
+        stride=cfg.sparse_stride or None,
     )
-    attn = attention_flops(cfg.kernel, seq_len, num_heads=N, head_dim=H, kv_heads=K, spec=spec)
+    attn = attention_flops(
+        cfg.kernel,
+        seq_len,
+        num_heads=N,
+        head_dim=H,
+        kv_heads=K,
+        spec=spec,
+        num_features=cfg.num_features or _PERFORMER_FEATURES,
+        proj_len=cfg.proj_len or _LINFORMER_PROJ_LEN,
+    )
     forward = 2 * matmul_params(cfg) + L * attn
     if cfg.score == "additive":
         A = H

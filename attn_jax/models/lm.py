@@ -136,6 +136,13 @@ class LMConfig(ArchConfig):
       score: attention score (`attn_jax.ops.scores.SCORES`).
       kernel: attention kernel (`attn_jax.ops.kernels.KERNELS`).
       window: causal sliding window size; 0 = full causal attention.
+      num_features: Performer's random features M (kernel "performer"); 0 = the
+        kernel's default (256). About H log H suffices (Choromanski et al. 2021).
+      proj_len: Linformer's projected length R (kernel "linformer"); 0 = its default (64).
+      sparse_block: block size of the Sparse Transformer's strided mask (`MaskSpec.block`;
+        Child et al. 2019); 0 = none. A mask like `window`: "xla" applies it densely,
+        "block_sparse" computes only the blocks it keeps (and counts only those FLOPs).
+      sparse_stride: stride in blocks of that pattern (`MaskSpec.stride`); 0 = none.
       tie_embeddings: output head = token embedding transposed (Press & Wolf 2017).
       dropout: residual and embedding dropout.
       attn_dropout: attention-weight dropout.
@@ -159,6 +166,10 @@ class LMConfig(ArchConfig):
     score: Score = "scaled_dot"
     kernel: Kernel = "xla"
     window: int = 0
+    num_features: int = 0
+    proj_len: int = 0
+    sparse_block: int = 0
+    sparse_stride: int = 0
     tie_embeddings: bool = True
     dropout: float = 0.0
     attn_dropout: float = 0.0
@@ -168,6 +179,27 @@ class LMConfig(ArchConfig):
     relative_max_distance: int = 128
 
     NAME = "LM"
+
+    # Which kernel reads each option: set for another kernel, it would do nothing.
+    KERNEL_OPTIONS = {"num_features": ("performer",), "proj_len": ("linformer",)}
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("num_features", "proj_len", "sparse_block", "sparse_stride"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"LMConfig.{name} must be >= 0, got {getattr(self, name)}.")
+        for name, kernels in self.KERNEL_OPTIONS.items():
+            value = getattr(self, name)
+            if value and self.kernel not in kernels:
+                raise ValueError(
+                    f"LMConfig.{name}={value} is read by kernel {'/'.join(kernels)} only; "
+                    f"kernel={self.kernel!r} would ignore it (set it to 0 or change the kernel)."
+                )
+
+    @property
+    def kernel_options(self) -> dict[str, int]:
+        """The kernel's init/call options that are set (num_features, proj_len)."""
+        return {k: getattr(self, k) for k in ("num_features", "proj_len") if getattr(self, k)}
 
 
 def lm_config(size: str, **overrides: Any) -> LMConfig:
@@ -217,6 +249,9 @@ class DecoderLM(nnx.Module):
                     head_dim=cfg.head_size,
                     causal=True,
                     window=cfg.window,
+                    sparse_block=cfg.sparse_block,
+                    sparse_stride=cfg.sparse_stride,
+                    kernel_options=cfg.kernel_options,
                     score=cfg.score,
                     position=relative,
                     kernel=cfg.kernel,

@@ -302,8 +302,22 @@ def load_records(
         end of a stable-phase WSD run), with final=False. Approaches 2 and 3 refuse them
         unless asked; Approach 1 uses `curves`, which always carry every eval.
     """
-    _check(params, flops)
     recs, base = read_records(path)
+    return from_records(recs, base, params=params, flops=flops, include_midrun=include_midrun)
+
+
+def from_records(
+    recs, base=".", *, params="non_embedding", flops="6nd", include_midrun: bool = False
+) -> ScalingData:
+    """`load_records` on records already read (e.g. one group of a sweep's records).
+
+    Args:
+      recs: run records (dicts of the results.jsonl schema); only status "done" are used.
+      base: the folder they came from (where their metrics.jsonl files are looked for).
+      params, flops, include_midrun: as `load_records`.
+    """
+    _check(params, flops)
+    path = base
     done = [r for r in recs if r.get("status") == "done"]
     if not done:
         raise ValueError(f"{path}: none of {len(recs)} run records has status 'done'")

@@ -214,6 +214,7 @@ def wsd_branches(
     overrides: Overrides = None,
     flop_budgets: Sequence[float] | None = None,
     parent_evals: bool = True,
+    extra_tags: Mapping[str, Any] | None = None,
     tokens_key: str = TOKENS_KEY,
     seed_key: str = SEED_KEY,
     eval_at_key: str = EVAL_AT_KEY,
@@ -238,6 +239,7 @@ def wsd_branches(
       parent_evals: the parent evaluates at each branch step (`eval_at_key`): mid-run
         points of its learning curve (Approach 1), which its branches inherit.
       eval_at_key: the experiment's key for evals at token budgets.
+      extra_tags: tags added to every trial (e.g. {"mechanism": "performer"}).
 
     Returns:
       The parents, each followed by its branches. Tags: size, tokens, seed, role
@@ -273,6 +275,7 @@ def wsd_branches(
             parent_over[eval_at_key] = tuple(s * tokens_per_step for s in keep)
         unit = _unit(tokens_key)
         tags = {"size": size, unit: keep[-1] * tokens_per_step, "seed": int(seed)}
+        tags.update(extra_tags or {})
         parent = Trial(f"size={size}", parent_over, {**tags, "role": "stable"})
         trials.append(parent)
         tagged = zip(steps, starts, flop_budgets or [None] * len(steps), strict=True)

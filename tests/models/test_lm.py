@@ -150,3 +150,24 @@ def test_literal_choices_equal_the_registries():
         assert f"model.{name}" in validate.CHOICES, name  # and the validator checks it
     with pytest.raises(ValueError, match="LMConfig.kernel='flsh' is not one of: auto"):
         LMConfig(kernel="flsh")
+
+
+def test_kernel_options_reach_the_kernels():
+    """num_features / proj_len / sparse_block+stride from LMConfig change what is computed."""
+    tokens = jax.random.randint(jax.random.key(1), (2, 32), 0, 32)
+    performer = _model(kernel="performer", num_features=16)
+    (features,) = performer.blocks[0].attn.kernel_params.values()
+    assert features[...].shape[0] == 16
+    linformer = _model(kernel="linformer", proj_len=8)
+    assert all(v[...].shape[0] == 8 for v in linformer.blocks[0].attn.kernel_params.values())
+    # The strided mask: block_sparse computes only its blocks, xla masks densely; both
+    # give the same logits, and the pattern matters (full causal attention differs).
+    sparse = dict(sparse_block=4, sparse_stride=2)
+    logits_bs = _model(kernel="block_sparse", **sparse)(tokens)
+    logits_xla = _model(kernel="xla", **sparse)(tokens)
+    np.testing.assert_allclose(logits_bs, logits_xla, atol=2e-5)
+    assert float(jnp.abs(logits_xla - _model(kernel="xla")(tokens)).max()) > 1e-3
+    with pytest.raises(ValueError, match="num_features=16 is read by kernel performer only"):
+        LMConfig(kernel="xla", num_features=16)
+    with pytest.raises(ValueError, match="proj_len must be >= 0"):
+        LMConfig(kernel="linformer", proj_len=-1)

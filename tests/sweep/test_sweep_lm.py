@@ -121,3 +121,36 @@ def test_smoke_lm_records_agree_across_executors(tmp_path):
     for name in ("local", "ray"):
         got = [r["evals_at_budget"] for r in records[name]]
         assert got == [r["evals_at_budget"] for r in records["inline"]], name
+
+
+def test_mechanisms_sweep_is_one_design_per_mechanism():
+    from attn_jax.models import flops
+
+    trials = resolve(load_sweep("sweeps/mechanisms.py"))
+    assert len(trials) == 150
+    by_mech: dict[str, list] = {}
+    for t in trials:
+        by_mech.setdefault(t.trial.tags["mechanism"], []).append(t)
+    assert set(by_mech) == {"softmax", "local8", "local32", "linear", "performer", "mqa"}
+    designs = set()
+    for _mech, ts in by_mech.items():
+        finals = [t for t in ts if t.parent_run_id is not None]
+        assert len(finals) == 20  # 5 sizes x 4 budgets, each the end of its own schedule
+        designs.add(tuple(sorted((t.trial.tags["size"], t.trial.tags["tokens"]) for t in finals)))
+    assert len(designs) == 1  # the same sizes x budgets for every mechanism
+    # The kernel options reach the configs, and the FLOPs per token follow the kernel.
+    fpt = {
+        m: flops.flops_per_token(ts[0].config.model, ts[0].config.train.seq_len)
+        for m, ts in by_mech.items()
+    }
+    model = {m: ts[0].config.model for m, ts in by_mech.items()}
+    assert model["performer"].num_features == 64
+    assert model["local8"].window == 8
+    assert model["mqa"].num_kv_heads == 1
+    assert model["softmax"].kernel == "xla"
+    assert fpt["local8"] < fpt["local32"] < fpt["softmax"]
+    assert fpt["mqa"] < fpt["softmax"]
+    sub = load_sweep("sweeps/mechanisms.py:mechanisms=softmax+mqa")
+    assert {t.tags["mechanism"] for t in sub.trials} == {"softmax", "mqa"}
+    with pytest.raises(SweepSpecError, match="Unknown mechanism 'flash'"):
+        load_sweep("sweeps/mechanisms.py:mechanisms=softmax+flash")

@@ -1,0 +1,121 @@
+"""The attention mechanism as a scaling axis: one L(N, D) design per mechanism.
+
+Question: does the attention mechanism change how a byte LM scales (the exponents
+alpha, beta and the allocation a = beta / (alpha + beta)) or only shift its loss
+(E, A, B)? Tay et al. 2022 ("Scaling Laws vs Model Architectures", arXiv
+2207.10551) asked it of ten architectures with straight-line fits and no
+uncertainty; here each mechanism gets Chinchilla's Approach 3 fit with bootstrap
+intervals (`analysis/compare_mechanisms.py`).
+
+Commands (from the repo root; a killed run resumes where it stopped):
+
+    python -m attn_jax.sweep plan sweeps/mechanisms.py          # trials, steps, FLOPs
+    python -m attn_jax.sweep run sweeps/mechanisms.py --out runs/mechanisms --executor local --workers 2
+    python analysis/compare_mechanisms.py runs/mechanisms
+
+Mechanisms (`MECHANISMS`, the experiment's model fields): softmax (exact, the
+"xla" kernel); local sliding windows of 8 and 32 bytes (the "local" kernel,
+which computes only the window's strip); linear attention with the elu+1
+feature map (Katharopoulos et al. 2020); Performer FAVOR+ with M = 64 positive
+orthogonal random features (Choromanski et al. 2021; M ~ H log H = 44 at head
+size 16, where the kernel's default 256 would cost 3x the dense attention); and
+MQA, softmax with one key/value head (Shazeer 2019), the efficiency baseline
+within softmax.
+
+Design, the same for every mechanism: the one-layer ladder of sweeps/demo.py
+without its smallest size (6xs, 5xs, 4xs, 3.5xs, 3.25xs: 12.5k to 197k
+non-embedding parameters, 1.2 decades of N; heads of 16), each trained to 2^20,
+2^21, 2^22 and 2^23 tokens (0.9 decades of D, 512 to 4,096 steps of B 16 x T
+128), every point the end of its own schedule: per size one warmup-stable run
+to its largest budget's cooldown start and from its checkpoints a 20%
+(1 - sqrt) cooldown branch per budget (`designs.wsd_branches`; Hagele et al.
+2024). 6 mechanisms x 5 sizes x (1 stable + 4 branches) = 150 trials, 20
+schedule-final points per mechanism. T 128 (not the demo's 64) so that the
+windows and the quadratic term mean something: at T 128 dense attention is
+20-40% of these models' training FLOPs. The learning rate per size is the
+demo's (tuned for softmax at T 64), the same for every mechanism: a controlled
+comparison, which may favour softmax.
+
+FLOPs are counted per kernel (`attn_jax.models.flops.attention_flops`): the
+windows by the pairs they compute, linear and Performer by their feature maps
+and chunked prefix sums, MQA's smaller k/v projections by its parameters.
+
+Cost (`plan` prints the exact steps and FLOPs): 153k steps, 1.47e14 analytic
+FLOPs. On this project's 2-core CPU (measured 2026-12-03 with
+`benchmarks/train_lm.py --batch 16 --seq 128`: 8-9 ms per step at 6xs and
+27-35 ms at 3.25xs for softmax, local, linear and MQA, 11-46 ms for Performer)
+about 1 h 15 min with 2 workers on a quiet machine. On a TPU v5e-1 (197
+TFLOP/s bf16) models this small run at a few % MFU: the ~2-4 ms per step and
+~20 s of compile per shape dominate, about 10-15 min (set model.dtype=bfloat16
+in COMMON there; the persistent compilation cache makes each branch start
+without compiling).
+
+Args: `mechanisms=softmax+linear` (a subset, joined by +), `data=austen` (the
+second corpus: Austen's novels, Persuasion held out).
+"""
+
+from __future__ import annotations
+
+from attn_jax import configs
+from attn_jax.sweep import Sweep, SweepSpecError, designs
+
+EXPERIMENT = "experiments/lm.py"
+SIZES = ("6xs", "5xs", "4xs", "3.5xs", "3.25xs")
+TOKENS = (2**20, 2**21, 2**22, 2**23)
+BATCH, SEQ = 16, 128
+# The model fields of each mechanism, on top of experiments/lm.py's defaults.
+MECHANISMS: dict[str, dict[str, object]] = {
+    "softmax": {"model.kernel": "xla"},
+    "local8": {"model.kernel": "local", "model.window": 8},
+    "local32": {"model.kernel": "local", "model.window": 32},
+    "linear": {"model.kernel": "linear"},
+    "performer": {"model.kernel": "performer", "model.num_features": 64},
+    "mqa": {"model.kernel": "xla", "model.num_kv_heads": 1},
+}
+# Peak LR per size: sweeps/demo.py's table (about 1e-2 x (32 / d_model)^(2/3)).
+LR = {"6xs": 1e-2, "5xs": 8e-3, "4xs": 7e-3, "3.5xs": 5e-3, "3.25xs": 4e-3}
+COMMON = {
+    "train.batch_size": BATCH,
+    "train.seq_len": SEQ,
+    "train.warmup_steps": 30,
+    "train.log_every": 256,
+    "train.checkpoint_every": 4096,
+    "train.keep_checkpoints": 1,  # plus the branch steps (train.keep_steps)
+    "train.progress_bar": False,  # the sweep draws its own bar
+    "train.tensorboard": False,
+    "train.report_mfu": False,
+    "model.max_len": SEQ,
+    "data.eval_batches": 32,  # 32 x 16 x 128 = 65.5k held-out bytes per eval
+}
+
+
+def mechanism_trials(name: str, data: str = "shakespeare") -> list:
+    """The stable runs and cooldown branches of one mechanism, tagged `mechanism`."""
+    if name not in MECHANISMS:
+        raise SweepSpecError(f"Unknown mechanism {name!r}; valid: {', '.join(MECHANISMS)}.")
+    trials = []
+    for size in SIZES:
+        trials += designs.wsd_branches(
+            [size],
+            TOKENS,
+            tokens_per_step=BATCH * SEQ,
+            decay_fraction=0.2,
+            overrides={**COMMON, **MECHANISMS[name], "data.name": data, "train.lr": LR[size]},
+            extra_tags={"mechanism": name, "data": data},
+        )
+    return trials
+
+
+def get_sweep(arg: str | None = None) -> Sweep:
+    """`mechanisms=a+b` picks a subset (default all); `data=austen` the second corpus."""
+    arg = configs.parse_arg(arg, mechanisms="+".join(MECHANISMS), data="shakespeare")
+    names = [m for m in arg.mechanisms.split("+") if m]
+    trials = [t for m in names for t in mechanism_trials(m, arg.data)]
+    suffix = "" if arg.data == "shakespeare" else f"_{arg.data}"
+    return Sweep(
+        name=f"mechanisms{suffix}",
+        experiment=EXPERIMENT,
+        trials=trials,
+        description=f"{len(names)} attention mechanisms x 5 sizes x 4 token budgets (WSD branches).",
+        metadata={"mechanisms": {m: MECHANISMS[m] for m in names}, "sizes": list(SIZES)},
+    )
