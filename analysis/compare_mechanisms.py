@@ -122,19 +122,13 @@ def tables(fits: dict[str, compare.GroupFit], comparison: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _save(fig, out: pathlib.Path, stem: str, dpi: int) -> list[str]:
-    import matplotlib.pyplot as plt
+def _save(fig, out: pathlib.Path, stem: str) -> list[str]:
+    from attn_jax.interp.plots import save_figure
 
-    paths = []
-    for ext in ("png", "svg"):
-        path = out / f"{stem}.{ext}"
-        fig.savefig(path, dpi=dpi)
-        paths.append(str(path))
-    plt.close(fig)
-    return paths
+    return save_figure(fig, str(out / stem))
 
 
-def plot(fits: dict[str, compare.GroupFit], out: pathlib.Path, dpi: int = 200) -> list[str]:
+def plot(fits: dict[str, compare.GroupFit], out: pathlib.Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,7 +159,7 @@ def plot(fits: dict[str, compare.GroupFit], out: pathlib.Path, dpi: int = 200) -
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths = _save(fig, out, "mechanisms_compute", dpi)
+    paths = _save(fig, out, "mechanisms_compute")
 
     fig, axes = plt.subplots(1, 3, figsize=(11, 0.5 * len(fits) + 1.6), sharey=True)
     names = list(fits)
@@ -188,7 +182,7 @@ def plot(fits: dict[str, compare.GroupFit], out: pathlib.Path, dpi: int = 200) -
     axes[0].invert_yaxis()
     fig.suptitle("Fitted exponents per mechanism with 95% bootstrap intervals", fontsize=9)
     fig.tight_layout()
-    return paths + _save(fig, out, "mechanisms_exponents", dpi)
+    return paths + _save(fig, out, "mechanisms_exponents")
 
 
 def main(argv=None) -> dict:

@@ -150,7 +150,7 @@ def table_md(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[dict], out: pathlib.Path, dpi: int = 200) -> list[str]:
+def plot(runs: list[dict], out: pathlib.Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,13 +178,9 @@ def plot(runs: list[dict], out: pathlib.Path, dpi: int = 200) -> list[str]:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths = []
-    for ext in ("png", "svg"):
-        path = out / f"length_generalization.{ext}"
-        fig.savefig(path, dpi=dpi)
-        paths.append(str(path))
-    plt.close(fig)
-    return paths
+    from attn_jax.interp.plots import save_figure
+
+    return save_figure(fig, str(out / "length_generalization"))
 
 
 def main(argv=None) -> dict:

@@ -55,7 +55,7 @@ def points(path) -> dict[str, np.ndarray]:
     return out
 
 
-def plot(pts, fit, out: pathlib.Path, dpi: int = 200) -> list[str]:
+def plot(pts, fit, out: pathlib.Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,13 +100,9 @@ def plot(pts, fit, out: pathlib.Path, dpi: int = 200) -> list[str]:
     ax_c.set_title("Error vs compute; saturating law on the frontier", fontsize=9)
     ax_d.set_title("Error vs images seen, per size", fontsize=9)
     fig.tight_layout()
-    paths = []
-    for ext in ("png", "svg"):
-        path = out / f"vision_scaling.{ext}"
-        fig.savefig(path, dpi=dpi)
-        paths.append(str(path))
-    plt.close(fig)
-    return paths
+    from attn_jax.interp.plots import save_figure
+
+    return save_figure(fig, str(out / "vision_scaling"))
 
 
 def main(argv=None) -> dict:

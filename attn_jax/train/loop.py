@@ -82,6 +82,7 @@ class _Run:
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: str, start: float):
         self.config, self.workdir, self.start = config, workdir, start
+        self.load_start = os.getloadavg()
         self.tc = config.train
         self.step = 0
         # The family's unit ("tokens" | "examples") and its planned count per step:
@@ -477,6 +478,7 @@ class _Run:
             train_seconds=self._train_seconds(),
             steps_total=getattr(self, "steps_total", None),
             train_traces=getattr(getattr(self, "steps", None), "train_traces", None),
+            machine=record_lib.machine(self.start, self.load_start),
             error=error,
             time_budget=(
                 self.planner.summary(time_lib.elapsed(self.start)) if self.planner else None

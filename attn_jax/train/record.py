@@ -63,7 +63,37 @@ FIELDS = (
     "schedule_final",
     "parent_run_id",
     "init_from_step",
+    # where and when: cpu, cores, started/finished (UTC), load average at both ends
+    "machine",
 )
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform's processor elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def machine(start: float, load_start: tuple | None) -> dict[str, Any]:
+    """The record's `machine`: what ran it, when, and how loaded the machine was."""
+    utc = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu_model(),
+        "cores": cores,
+        "started_utc": utc(start),
+        "finished_utc": utc(datetime.datetime.now(datetime.UTC).timestamp()),
+        "load_avg_start": list(load_start) if load_start else None,
+        "load_avg_end": list(os.getloadavg()),
+    }
 
 
 def code_version() -> str:

@@ -28,3 +28,16 @@ def test_record_has_every_field_and_valid_json(tmp_path):
 def test_bad_status_raises():
     with pytest.raises(ValueError, match="done"):
         record.make_record(_config(), status="finished")
+
+
+def test_machine_says_what_when_and_how_loaded():
+    import os
+    import time
+
+    m = record.machine(time.time() - 3.0, (0.5, 0.25, 0.125))
+    assert m["cores"] == len(os.sched_getaffinity(0))
+    assert m["cpu"]
+    assert m["started_utc"] < m["finished_utc"]  # ISO strings of one format sort by time
+    assert m["started_utc"].endswith("+00:00")
+    assert m["load_avg_start"] == [0.5, 0.25, 0.125]
+    assert len(m["load_avg_end"]) == 3
