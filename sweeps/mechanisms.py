@@ -40,15 +40,25 @@ FLOPs are counted per kernel (`attn_jax.models.flops.attention_flops`): the
 windows by the pairs they compute, linear and Performer by their feature maps
 and chunked prefix sums, MQA's smaller k/v projections by its parameters.
 
-Cost (`plan` prints the exact steps and FLOPs): 153k steps, 1.47e14 analytic
-FLOPs. On this project's 2-core CPU (measured 2026-12-03 with
-`benchmarks/train_lm.py --batch 16 --seq 128`: 8-9 ms per step at 6xs and
-27-35 ms at 3.25xs for softmax, local, linear and MQA, 11-46 ms for Performer)
-about 1 h 15 min with 2 workers on a quiet machine. On a TPU v5e-1 (197
-TFLOP/s bf16) models this small run at a few % MFU: the ~2-4 ms per step and
-~20 s of compile per shape dominate, about 10-15 min (set model.dtype=bfloat16
-in COMMON there; the persistent compilation cache makes each branch start
-without compiling).
+Cost (`plan` prints the exact steps and FLOPs): 144k steps, 2.01e14 analytic
+FLOPs. Measured 2026-12-03 09:19-10:09 UTC on this project's 2-core CPU (local
+executor, 2 workers, load 2-5 with other work beside it): 50 min wall,
+including one SIGKILL of the whole sweep at 7 min and its resume (the two
+finished records kept byte-identical; the two killed stable runs resumed from
+their kept checkpoints at step 1638). On a TPU v5e-1 (197 TFLOP/s bf16) models
+this small run at a few % MFU: the ~2-4 ms per step and ~20 s of compile per
+shape dominate, about 10-15 min (set model.dtype=bfloat16 in COMMON there; the
+persistent compilation cache makes each branch start without compiling); not
+measured.
+
+Result (results/mechanisms, analysis/compare_mechanisms.py): this design does not
+identify the laws. Every mechanism's fit warns (alpha SE 0.12-0.88, E pinned near
+0 for linear and MQA), the exponent intervals overlap everywhere, and the
+held-out largest size is predicted within 2% only for softmax (1.94%) and
+local32 (1.80%). 1.2 decades of N and 0.9 of D are too few for a 5-parameter law
+per mechanism; the losses themselves separate clearly (3.25xs at 8.4M tokens:
+MQA 1.677, local32 1.694, softmax 1.695, local8 1.718, Performer 1.810, linear
+2.019).
 
 Args: `mechanisms=softmax+linear` (a subset, joined by +), `data=austen` (the
 second corpus: Austen's novels, Persuasion held out).
