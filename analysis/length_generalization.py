@@ -86,6 +86,7 @@ def evaluate_run(rec: dict, sweep_dir: pathlib.Path, eval_len: int, windows: int
     model, step = generate.restore_model(config, str(workdir))
     tokens = get_tokens(config.data, config.data.eval_split)
     loss_T, count = position_losses(model, tokens, eval_len, windows)
+    available = (len(tokens) - 1) // eval_len
     train_len = int(config.train.seq_len)
     table = {}
     for L in lengths(train_len, eval_len):
@@ -102,6 +103,7 @@ def evaluate_run(rec: dict, sweep_dir: pathlib.Path, eval_len: int, windows: int
         "train_len": train_len,
         "eval_len": eval_len,
         "windows": int(count),
+        "windows_available": int(available),
         "train_eval_loss": (rec.get("eval") or {}).get("loss"),
         "bin": BIN,
         "loss_by_bin": [round(float(x), 5) for x in loss_T.reshape(-1, BIN).mean(1)],
@@ -202,12 +204,16 @@ def main(argv=None) -> dict:
         raise SystemExit(f"{sweep_dir}: no finished run tagged with a position scheme.")
     saved_path = out / "positions.json"
     saved = json.loads(saved_path.read_text()) if saved_path.exists() else {"runs": []}
-    known = {(r["run_id"], r["eval_len"], r["windows"]): r for r in saved["runs"]}
+    # Reused when the checkpoint and the windows scored (min(--windows, available)) match.
+    known = {(r["run_id"], r["eval_len"]): r for r in saved["runs"]}
     runs = []
     for i, rec in enumerate(done):
-        key = (rec["run_id"], args.eval_len)
-        cached = next((r for k, r in known.items() if k[:2] == key), None)
-        if cached is not None and cached["step"] == rec.get("steps"):
+        cached = known.get((rec["run_id"], args.eval_len))
+        if (
+            cached is not None
+            and cached["step"] == rec.get("steps")
+            and cached["windows"] == min(args.windows, cached.get("windows_available", -1))
+        ):
             runs.append(cached)
             continue
         print(f"[{i + 1}/{len(done)}] {rec['sweep']['tags']['position']} seed "

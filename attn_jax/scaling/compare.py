@@ -154,7 +154,7 @@ def fit_group(
 
 
 def difference(a: bootstrap.Bootstrap, b: bootstrap.Bootstrap, name: str, level: float = 0.95):
-    """{diff, lo, hi, excludes_zero} of a's `name` minus b's, from independent resamples."""
+    """{lo, hi, excludes_zero, n} of a's `name` minus b's, from independent resamples."""
     R = min(a.samples[name].shape[0], b.samples[name].shape[0])
     d = a.samples[name][:R] - b.samples[name][:R]
     q = 100 * (1 - level) / 2
@@ -181,7 +181,8 @@ def compare(
 
     Returns:
       {"differences": {"g1-g2": {name: {diff, lo, hi, excludes_zero}}},
-       "crossover": {group: {"crossings", "observed_range", "resample_share", "C_interval"}}}.
+       "crossover": {group: {"crossings", "better_at_observed_max_C", "resample_share",
+       "C_interval"}}, "reference"}.
     """
     if reference not in fits:
         raise ValueError(f"reference group {reference!r} not among {sorted(fits)}")
@@ -200,7 +201,8 @@ def compare(
         diffs[f"{g1}-{g2}"] = row
     ref = fits[reference]
     ref_L, _ = frontier_loss(ref.fit.params, C, ref.cost)
-    ref_samples = ref.params_samples()
+    # The reference's resampled frontiers, once for every group they are compared with.
+    ref_sample_L = [frontier_loss(pr, C, ref.cost)[0] for pr in ref.params_samples()]
     crossover = {}
     for g, f in fits.items():
         if g == reference:
@@ -209,11 +211,11 @@ def compare(
         found = crossings(C, L - ref_L)
         firsts = []
         samples = f.params_samples()
-        for ps, pr in zip(samples, ref_samples, strict=False):
-            cr = crossings(C, frontier_loss(ps, C, f.cost)[0] - frontier_loss(pr, C, ref.cost)[0])
+        for ps, pr_L in zip(samples, ref_sample_L, strict=False):
+            cr = crossings(C, frontier_loss(ps, C, f.cost)[0] - pr_L)
             if cr:
                 firsts.append(cr[0]["C"])
-        R = min(len(samples), len(ref_samples))
+        R = min(len(samples), len(ref_sample_L))
         q = 100 * (1 - level) / 2
         crossover[g] = {
             "crossings": found,

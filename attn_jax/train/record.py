@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import subprocess
+import time
 from typing import Any
 
 import jax
@@ -90,7 +91,7 @@ def machine(start: float, load_start: tuple | None) -> dict[str, Any]:
         "cpu": cpu_model(),
         "cores": cores,
         "started_utc": utc(start),
-        "finished_utc": utc(datetime.datetime.now(datetime.UTC).timestamp()),
+        "finished_utc": utc(time.time()),
         "load_avg_start": list(load_start) if load_start else None,
         "load_avg_end": list(os.getloadavg()),
     }

@@ -84,5 +84,7 @@ def test_sweep_folder_is_scored_per_position_and_reused(tmp_path, capsys):
     again = script.main([out, "--eval-len", "64", "--windows", "8", "--no-plots"])
     assert "scoring" not in capsys.readouterr().out  # reused: the checkpoints did not change
     assert again["runs"] == result["runs"]
+    script.main([out, "--eval-len", "64", "--windows", "4", "--no-plots"])
+    assert "scoring 4 windows" in capsys.readouterr().out  # other windows: scored afresh
     with pytest.raises(SystemExit, match="max_len 64 < --eval-len 128"):
         script.main([out, "--eval-len", "128", "--no-plots"])
