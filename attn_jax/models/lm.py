@@ -36,6 +36,10 @@ SIZES: dict[str, dict[str, int]] = {
     "4xs": dict(d_model=64, num_layers=1, num_heads=4, d_ff=256),  # 49.5k
     "3.5xs": dict(d_model=96, num_layers=1, num_heads=6, d_ff=384),  # 111k
     "3.25xs": dict(d_model=128, num_layers=1, num_heads=8, d_ff=512),  # 197k
+    # 1x192 and 1x256: the one-layer ladder carried past 3.25xs (sweeps/mechanisms.py),
+    # so that one depth spans 1.8 decades of N.
+    "1x192": dict(d_model=192, num_layers=1, num_heads=12, d_ff=768),  # 443k
+    "1x256": dict(d_model=256, num_layers=1, num_heads=16, d_ff=1024),  # 787k
     "3xs": dict(d_model=96, num_layers=2, num_heads=3, d_ff=384),  # 222k
     "2xs": dict(d_model=128, num_layers=2, num_heads=4, d_ff=512),  # 394k
     "xs": dict(d_model=192, num_layers=3, num_heads=4, d_ff=768),  # 1.33M
