@@ -302,6 +302,43 @@ def length(page: Page) -> None:
     page.figure("results/length/length/length_generalization.png", "loss by position")
 
 
+def data_efficiency(page: Page) -> None:
+    rel = "results/data_efficiency/analysis/data_efficiency.json"
+    title = "Limits: data efficiency (ViT vs CNN)"
+    command = (
+        "python -m attn_jax.sweep run sweeps/data_efficiency.py --out results/data_efficiency; "
+        "python analysis/data_efficiency.py results/data_efficiency"
+    )
+    when = ("results/data_efficiency/results.jsonl", (0, "machine"))
+    if not _open(page, title, command, rel, when):
+        return
+    rows = page.doc(rel)["rows"]
+    page.add(
+        "Fashion-MNIST test accuracy (%) after the same optimizer steps and images seen "
+        "(`sweeps/data_efficiency.py`), trained on the first n training images (mean over seeds):",
+        "",
+        "| n | ViT s6 | CNN s | ViT - CNN (points) |",
+        "|---|---|---|---|",
+    )
+    for i, r in enumerate(rows):
+        vit = page.v(rel, "rows", i, "vit", "mean", fmt=".2f", how="percent")
+        cnn = page.v(rel, "rows", i, "cnn", "mean", fmt=".2f", how="percent")
+        gap = page.v(rel, "rows", i, "gap_pp", fmt="+.2f")
+        page.add(f"| {page.label(r['train_images'])} | {vit} | {cnn} | {gap} |")
+    cross = page.doc(rel)["crossovers"]
+    page.add("")
+    if cross:
+        for j, c in enumerate(cross):
+            n = page.v(rel, "crossovers", j, "train_images", fmt=",.0f")
+            after = "better" if c["vit_better_after"] else "worse"
+            page.add(f"The curves cross near {n} images (the ViT is {after} after).", "")
+    else:
+        page.add("No crossover within the sizes run.", "")
+    page.figure(
+        "results/data_efficiency/analysis/data_efficiency.png", "accuracy vs training images"
+    )
+
+
 def scan(page: Page) -> None:
     rel = "results/scan/results.jsonl"
     command = "python -m attn_jax.sweep run sweeps/scan.py --out results/scan"
@@ -398,6 +435,7 @@ SECTIONS = (
     vision_scaling,
     families,
     length,
+    data_efficiency,
     scan,
     kernels,
     attribution,
@@ -416,12 +454,6 @@ def build(root: pathlib.Path, out: pathlib.Path) -> Page:
     )
     for section in SECTIONS:
         section(page)
-    page.add(
-        "## Not run yet",
-        "",
-        "Data efficiency (ViT against a small CNN on Fashion-MNIST subsets).",
-        "",
-    )
     return page
 
 

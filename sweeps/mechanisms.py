@@ -70,7 +70,7 @@ from attn_jax import configs
 from attn_jax.sweep import Sweep, SweepSpecError, designs
 
 EXPERIMENT = "experiments/lm.py"
-SIZES = ("6xs", "5xs", "4xs", "3.5xs", "3.25xs", "1x192", "1x256")
+SIZES = ("6xs", "5xs", "4xs", "3.5xs", "3.25xs", "1x256")
 TOKENS = (2**20, 2**21, 2**22, 2**23)
 BATCH, SEQ = 16, 128
 # The model fields of each mechanism, on top of experiments/lm.py's defaults.
@@ -84,7 +84,7 @@ MECHANISMS: dict[str, dict[str, object]] = {
 }
 # Peak LR per size: sweeps/demo.py's table (about 1e-2 x (32 / d_model)^(2/3)).
 LR = {"6xs": 1e-2, "5xs": 8e-3, "4xs": 7e-3, "3.5xs": 5e-3, "3.25xs": 4e-3}
-LR.update({"1x192": 3e-3, "1x256": 2.5e-3})  # the same rule carried to widths 192 and 256
+LR["1x256"] = 2.5e-3  # the same rule carried to width 256
 COMMON = {
     "train.batch_size": BATCH,
     "train.seq_len": SEQ,

@@ -66,6 +66,9 @@ FAMILIES: dict[str, FamilyEntry] = {
     "vit": FamilyEntry(
         "examples", "attn_jax.families.vit:make", counts="attn_jax.families.vit:counts"
     ),
+    "cnn": FamilyEntry(
+        "examples", "attn_jax.families.vit:make_cnn", counts="attn_jax.families.vit:counts_cnn"
+    ),
     "vqa": FamilyEntry(
         "examples", "attn_jax.families.vqa:make", counts="attn_jax.families.vqa:counts"
     ),

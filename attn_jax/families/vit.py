@@ -1,4 +1,7 @@
-"""The ViT family: image classification in the "examples" unit.
+"""The ViT and CNN families: image classification in the "examples" unit.
+
+`make` builds the ViT (attn_jax.models.vit), `make_cnn` the convolutional baseline
+(attn_jax.models.cnn); both share everything below but the model.
 
 Data: `attn_jax.data.images.load_images(name, split)` -> {"image": uint8[N,H,W,C],
 "label": int32[N]} ("fashion_mnist", "digits"). Train batches come from
@@ -23,6 +26,7 @@ import numpy as np
 from attn_jax.data.examples import ExampleIterator, eval_batches
 from attn_jax.data.images import load_images
 from attn_jax.families import base
+from attn_jax.models import cnn as cnn_model
 from attn_jax.models import vit as vit_model
 
 
@@ -80,33 +84,65 @@ def make_transforms(data_cfg, mean_C, std_C):
     return train_transform, eval_transform
 
 
-def counts(config) -> dict:
-    """Analytic sizes from the config alone (what the sweep plans with)."""
-    c = vit_model.param_counts(config.model)
+def _counts(module, config) -> dict:
+    c = module.param_counts(config.model)
     return {
         "params_total": c["total"],
         "params_embedding": c["embedding"],
         "params_non_embedding": c["non_embedding"],
-        "flops_per_unit": vit_model.flops_per_example(config.model),
+        "flops_per_unit": module.flops_per_example(config.model),
     }
+
+
+def counts(config) -> dict:
+    """Analytic sizes of the ViT from the config alone (what the sweep plans with)."""
+    return _counts(vit_model, config)
+
+
+def counts_cnn(config) -> dict:
+    """Analytic sizes of the CNN from the config alone."""
+    return _counts(cnn_model, config)
 
 
 def make(config) -> base.Family:
     """The ViT family for `config` (see the module docstring)."""
     cfg = vit_model.ViTConfig.from_config(config.model)
+    return _make(
+        config,
+        "vit",
+        lambda rngs: vit_model.ViT(cfg, rngs=rngs),
+        (cfg.image_size, cfg.channels),
+        base.checked_sizes(counts, config, "attn_jax.models.vit.param_counts"),
+        uses_dropout=cfg.dropout > 0 or cfg.attn_dropout > 0,
+    )
+
+
+def make_cnn(config) -> base.Family:
+    """The CNN family for `config`: the ViT family's data, loss and eval, a CNN model."""
+    cfg = cnn_model.CNNConfig.from_config(config.model)
+    return _make(
+        config,
+        "cnn",
+        lambda rngs: cnn_model.CNN(cfg, rngs=rngs),
+        (cfg.image_size, cfg.channels),
+        base.checked_sizes(counts_cnn, config, "attn_jax.models.cnn.param_counts"),
+        uses_dropout=False,
+    )
+
+
+def _make(config, name, model, image_shape, sizes, *, uses_dropout) -> base.Family:
+    """The image-classification family around `model(rngs)` (module docstring)."""
+    image_size, channels = image_shape
     data_cfg = config.data
     smoothing = float(config.train.label_smoothing)
-
-    def model(rngs):
-        return vit_model.ViT(cfg, rngs=rngs)
 
     def data(*, batch_size, seed, process_index=0, process_count=1):
         train_set, test_set = load(data_cfg.name, "train"), load(data_cfg.name, "test")
         shape = train_set["image"].shape[1:]
-        if shape != (cfg.image_size, cfg.image_size, cfg.channels):
+        if shape != (image_size, image_size, channels):
             raise ValueError(
                 f"{data_cfg.name} images are {shape}; set config.model.image_size={shape[0]} "
-                f"and channels={shape[2]} (got {cfg.image_size}, {cfg.channels})."
+                f"and channels={shape[2]} (got {image_size}, {channels})."
             )
         for split, limit in (
             (train_set, int(data_cfg.max_train)),
@@ -139,13 +175,13 @@ def make(config) -> base.Family:
         return base.classification_sums(model(batch["image"]), batch["label"], batch["valid"])
 
     return base.Family(
-        name="vit",
+        name=name,
         unit="examples",
         model=model,
         data=data,
         loss=loss,
         eval_sums=eval_sums,
         eval_finalize=base.classification_finalize,
-        sizes=base.checked_sizes(counts, config, "attn_jax.models.vit.param_counts"),
-        uses_dropout=cfg.dropout > 0 or cfg.attn_dropout > 0,
+        sizes=sizes,
+        uses_dropout=uses_dropout,
     )

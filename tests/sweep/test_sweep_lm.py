@@ -127,7 +127,7 @@ def test_mechanisms_sweep_is_one_design_per_mechanism():
     from attn_jax.models import flops
 
     trials = resolve(load_sweep("sweeps/mechanisms.py"))
-    assert len(trials) == 150
+    assert len(trials) == 180  # 6 mechanisms x 6 sizes x (1 stable + 4 branches)
     by_mech: dict[str, list] = {}
     for t in trials:
         by_mech.setdefault(t.trial.tags["mechanism"], []).append(t)
@@ -135,7 +135,7 @@ def test_mechanisms_sweep_is_one_design_per_mechanism():
     designs = set()
     for _mech, ts in by_mech.items():
         finals = [t for t in ts if t.parent_run_id is not None]
-        assert len(finals) == 20  # 5 sizes x 4 budgets, each the end of its own schedule
+        assert len(finals) == 24  # 6 sizes x 4 budgets, each the end of its own schedule
         designs.add(tuple(sorted((t.trial.tags["size"], t.trial.tags["tokens"]) for t in finals)))
     assert len(designs) == 1  # the same sizes x budgets for every mechanism
     # The kernel options reach the configs, and the FLOPs per token follow the kernel.
