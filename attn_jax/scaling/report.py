@@ -176,7 +176,8 @@ def _exponent(section, boot_summary, name="a") -> dict:
 def exponents(result: dict) -> dict:
     """The allocation exponent a of each approach with its interval, and their agreement.
 
-    `agree` is True when every approach's estimate lies inside every other's interval.
+    `agree` is True when every approach's estimate lies inside every other's interval,
+    and None when fewer than two approaches give an interval (nothing to compare).
     """
     rows = {
         "approach1": _exponent(result["approach1"], result["approach1"].get("bootstrap")),
@@ -187,7 +188,7 @@ def exponents(result: dict) -> dict:
     disagree = [
         (i, j) for i in ok for j in ok if i != j and not ok[j]["lo"] <= ok[i]["a"] <= ok[j]["hi"]
     ]
-    rows["agree"] = (len(ok) >= 2 and not disagree) if ok else None
+    rows["agree"] = not disagree if len(ok) >= 2 else None
     rows["disagreements"] = [
         f"{i} a = {ok[i]['a']:.3f} outside {j}'s interval" for i, j in disagree
     ]

@@ -81,7 +81,19 @@ def peak_flops(mesh_devices: list) -> tuple[float, str]:
     per, source = peak_flops_per_device(mesh_devices[0])
     if mesh_devices[0].platform == "cpu":
         return per, source
-    return per * len(mesh_devices), source
+    return per * _chips(mesh_devices), source
+
+
+def _chips(devices: list) -> int:
+    """How many chips the devices are: the datasheet peak is per chip.
+
+    TPU v2 and v3 show each of a chip's two TensorCores as a device, both at the
+    chip's `coords` (a v2-8 is 8 devices on 4 chips); later TPUs and GPUs show one
+    device per chip.
+    """
+    if devices[0].platform != "tpu":
+        return len(devices)
+    return len({(d.process_index, tuple(d.coords)) for d in devices})
 
 
 def _to_python(value: Any) -> Any:
