@@ -31,8 +31,9 @@ test: $(STAMP) data
 
 # The slow tests add Ray (the sweep's cluster executor), the Austen corpus and
 # headless Chromium (the attention viewer's click test).
+# The notebook extra: nbclient + ipykernel run notebooks/attn_jax_colab.ipynb headless.
 test-all: $(STAMP) data browser
-	$(BIN)/pip install -q -e '.[test,ray]'
+	$(BIN)/pip install -q -e '.[test,ray,hf-test,notebook]'
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_FLAGS)
 
 lint: $(STAMP)

@@ -68,6 +68,12 @@ def _dtypes() -> Iterable[str]:
     return DTYPES
 
 
+def _activations() -> Iterable[str]:
+    from attn_jax.nn.mlp import ACTIVATIONS
+
+    return ACTIVATIONS
+
+
 def _sizes() -> Iterable[str]:
     from attn_jax.models import SIZES
 
@@ -109,6 +115,7 @@ CHOICES: dict[str, tuple[Callable[[], Iterable[str]], bool]] = {
     "model.norm": (_norms, True),
     "model.norm_type": (_norm_types, True),
     "model.dtype": (_dtypes, True),
+    "model.activation": (_activations, True),
     "train.schedule": (_schedules, False),
     "train.decay_shape": (_decay_shapes, False),
     "data.tokenizer": (_tokenizers, False),

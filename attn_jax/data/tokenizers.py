@@ -1,4 +1,5 @@
-"""Tokenizers: UTF-8 bytes (vocab 256, the default) and a trained SentencePiece model.
+"""Tokenizers: UTF-8 bytes (vocab 256, the default), a trained SentencePiece model, and
+a Hugging Face tokenizer.json (the tokenizer of an imported checkpoint, attn_jax.hf).
 
 The SentencePiece model is trained once on the training split of the configured corpus
 (never on validation text) and cached as `<data_root>/tokenizers/<name>-<split>-sp<V>.model`.
@@ -48,6 +49,34 @@ class SentencePieceTokenizer:
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         """Token ids -> text."""
         return self._sp.decode([int(i) for i in np.asarray(ids).reshape(-1)])
+
+
+class HFTokenizer:
+    """A Hugging Face `tokenizer.json` (GPT-2's byte-level BPE, ...) read by `tokenizers`.
+
+    `tokenizers` is Rust with Python bindings, no torch: the `hf` extra installs it.
+    """
+
+    def __init__(self, path: str | Path):
+        try:
+            from tokenizers import Tokenizer
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError(
+                "A tokenizer.json needs the tokenizers package: pip install -e '.[hf]'."
+            ) from None
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No tokenizer file {path} (data.tokenizer_path).")
+        self.path = Path(path)
+        self._tok = Tokenizer.from_file(str(path))
+        self.vocab_size = int(self._tok.get_vocab_size())
+
+    def encode(self, text: str) -> np.ndarray:
+        """Text -> int32 token ids (no special tokens added)."""
+        return np.asarray(self._tok.encode(text, add_special_tokens=False).ids, dtype=np.int32)
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        """Token ids -> text."""
+        return self._tok.decode([int(i) for i in np.asarray(ids).reshape(-1)])
 
 
 def train_sentencepiece(
@@ -138,7 +167,12 @@ def _sentencepiece(data_config, training_text: Callable[[], str] | None):
     return train_sentencepiece(text.splitlines(), path, vocab_size=data_config.sp_vocab_size)
 
 
-TOKENIZERS = {"byte": _byte, "sentencepiece": _sentencepiece}
+def _hf(data_config, training_text: Callable[[], str] | None) -> HFTokenizer:
+    del training_text
+    return HFTokenizer(data_config.tokenizer_path)
+
+
+TOKENIZERS = {"byte": _byte, "sentencepiece": _sentencepiece, "hf": _hf}
 
 
 def get_tokenizer(data_config, *, training_text: Callable[[], str] | None = None):
@@ -166,6 +200,8 @@ def vocab_size(data_config) -> int:
         return ByteTokenizer.vocab_size
     if data_config.tokenizer == "sentencepiece":
         return int(data_config.sp_vocab_size)
+    if data_config.tokenizer == "hf":
+        return HFTokenizer(data_config.tokenizer_path).vocab_size
     raise ValueError(
         f"Unknown tokenizer {data_config.tokenizer!r}; valid: {', '.join(TOKENIZERS)}."
     )

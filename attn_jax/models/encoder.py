@@ -24,9 +24,9 @@ the masked ones (attn_jax.families.mlm).
 
 Counts (`param_counts`, `flops_per_position`, `flops_per_masked_token`) follow
 attn_jax.models.flops: "embedding" = the token table, a learned position table,
-an untied decoder and the decoder's bias_V (the arrays indexed by vocabulary or
-position); "non_embedding" = the blocks, the final norm and the head's
-transform. Training FLOPs = 3 x forward (Hoffmann et al. 2022, App. F), with
+a token-type table, an untied decoder and the decoder's bias_V (the arrays
+indexed by vocabulary, position or type); "non_embedding" = the blocks, the
+final norm, an embedding norm and the head's transform. Training FLOPs = 3 x forward (Hoffmann et al. 2022, App. F), with
 the attention term of the kernel computed over all T positions, non-causal.
 """
 
@@ -41,8 +41,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attn_jax.models import flops as lm_flops
-from attn_jax.models.lm import DTYPES, ArchConfig, Kernel, Position, Score
+from attn_jax.models.lm import DTYPES, Activation, ArchConfig, Kernel, Position, Score
 from attn_jax.nn import ABSOLUTE_POSITIONS, POSITIONS, Block, Embed, Norm, dropout
+from attn_jax.nn.mlp import ACTIVATIONS
 from attn_jax.ops.masks import MaskSpec
 
 POOLINGS = ("mean", "cls")
@@ -73,6 +74,14 @@ class EncoderConfig(ArchConfig):
       rope_base: RoPE frequency base.
       relative_buckets: T5 relative-bias buckets per layer.
       relative_max_distance: T5 bucket range.
+      norm_eps: the norms' epsilon (GPT-2 1e-5; BERT and ViT 1e-12).
+      bias: biases on the attention q/k/v and output projections and on both MLP
+        layers (GPT-2, BERT and ViT have them); False = none.
+      activation: the MLP's and the MLM head's GELU: "gelu_tanh" (tanh approximation, GPT-2's
+        "gelu_new") or "gelu_erf" (exact, BERT's and ViT's "gelu").
+      type_vocab_size: rows of a token-type (segment) table added to the embeddings
+        (BERT: 2); 0 = none. Token types default to 0 (one segment).
+      embed_norm: a norm on the summed embeddings before the first block (BERT's).
     """
 
     vocab_size: int = 260
@@ -95,6 +104,11 @@ class EncoderConfig(ArchConfig):
     rope_base: float = 1e4
     relative_buckets: int = 32
     relative_max_distance: int = 128
+    norm_eps: float = 1e-6
+    bias: bool = False
+    activation: Activation = "gelu_tanh"
+    type_vocab_size: int = 0
+    embed_norm: bool = False
 
     NAME = "encoder"
 
@@ -115,6 +129,14 @@ class Encoder(nnx.Module):
         absolute = cfg.position if cfg.position in ABSOLUTE_POSITIONS else "none"
         relative = cfg.position if cfg.position in POSITIONS else "none"
         self.embed = Embed(V, D, position=absolute, max_len=cfg.max_len, rngs=rngs, dtype=dtype)
+        self.type_embedding = (
+            nnx.Param(
+                0.02 * jax.random.normal(rngs.params(), (cfg.type_vocab_size, D), jnp.float32)
+            )
+            if cfg.type_vocab_size
+            else None
+        )
+        self.embed_norm = Norm(D, cfg.norm_type, eps=cfg.norm_eps) if cfg.embed_norm else None
         out_scale = (2 * cfg.num_layers) ** -0.5  # GPT-2's residual init, as in DecoderLM
         self.blocks = nnx.List(
             [
@@ -139,24 +161,39 @@ class Encoder(nnx.Module):
                     relative_buckets=cfg.relative_buckets,
                     relative_max_distance=cfg.relative_max_distance,
                     attn_dropout=cfg.attn_dropout,
+                    norm_eps=cfg.norm_eps,
+                    bias=cfg.bias,
+                    activation=cfg.activation,
                 )
                 for _ in range(cfg.num_layers)
             ]
         )
-        self.final_norm = Norm(D, cfg.norm_type) if cfg.norm == "pre" else None
+        eps = cfg.norm_eps
+        self.final_norm = Norm(D, cfg.norm_type, eps=eps) if cfg.norm == "pre" else None
         init = jax.nn.initializers.normal(D**-0.5)
         # BERT's MLM transform (dense + GELU + norm) before the decoder.
         self.head_w_DD = nnx.Param(init(rngs.params(), (D, D), jnp.float32))
         self.head_b_D = nnx.Param(jnp.zeros((D,), jnp.float32))
-        self.head_norm = Norm(D, cfg.norm_type)
+        self.head_norm = Norm(D, cfg.norm_type, eps=eps)
         self.decoder_DV = (
             None if cfg.tie_embeddings else nnx.Param(init(rngs.params(), (D, V), jnp.float32))
         )
         self.decoder_b_V = nnx.Param(jnp.zeros((V,), jnp.float32))
 
-    def embed_tokens(self, tokens_BT: jnp.ndarray) -> jnp.ndarray:
-        """Token (+ absolute position) embeddings x_BTD: `encode`'s input."""
-        return self.embed(tokens_BT)
+    def embed_tokens(self, tokens_BT: jnp.ndarray, types_BT: jnp.ndarray | None = None):
+        """Token (+ absolute position, + token type, then embed_norm) embeddings x_BTD.
+
+        `encode`'s input. types_BT: int segment ids (default 0), read only with
+        `type_vocab_size` > 0.
+        """
+        x_BTD = self.embed(tokens_BT)
+        if self.type_embedding is not None:
+            table = self.type_embedding[...]
+            t_BTD = table[0][None, None] if types_BT is None else jnp.take(table, types_BT, axis=0)
+            x_BTD = x_BTD + t_BTD.astype(x_BTD.dtype)
+        elif types_BT is not None:
+            raise ValueError("types_BT given to an encoder without type_vocab_size.")
+        return x_BTD if self.embed_norm is None else self.embed_norm(x_BTD)
 
     def encode(
         self,
@@ -185,10 +222,12 @@ class Encoder(nnx.Module):
             x_BTD = self.final_norm(x_BTD)
         return x_BTD
 
-    def features(self, tokens_BT, lengths_B, *, deterministic=True, dropout_rng=None):
-        """Contextual features h_BTD of tokens_BT (valid prefix lengths_B)."""
+    def features(
+        self, tokens_BT, lengths_B, *, types_BT=None, deterministic=True, dropout_rng=None
+    ):
+        """Contextual features h_BTD of tokens_BT (valid prefix lengths_B; token types_BT)."""
         return self.encode(
-            self.embed_tokens(tokens_BT),
+            self.embed_tokens(tokens_BT, types_BT),
             lengths_B,
             deterministic=deterministic,
             dropout_rng=dropout_rng,
@@ -198,7 +237,9 @@ class Encoder(nnx.Module):
         """BERT's MLM head on features: logits_BTV in float32."""
         dtype = h_BTD.dtype
         z_BTD = jnp.einsum("BTD,DE->BTE", h_BTD, self.head_w_DD[...].astype(dtype))
-        z_BTD = jax.nn.gelu(z_BTD + self.head_b_D[...].astype(dtype)[None, None, :])
+        z_BTD = ACTIVATIONS[self.config.activation](
+            z_BTD + self.head_b_D[...].astype(dtype)[None, None, :]
+        )
         z_BTD = self.head_norm(z_BTD)
         if self.decoder_DV is None:
             logits_BTV = self.embed.attend(z_BTD)
@@ -207,10 +248,16 @@ class Encoder(nnx.Module):
             logits_BTV = jnp.einsum("BTD,DV->BTV", z_BTD, w_DV, preferred_element_type=jnp.float32)
         return logits_BTV.astype(jnp.float32) + self.decoder_b_V[...][None, None, :]
 
-    def __call__(self, tokens_BT, lengths_B, *, deterministic=True, dropout_rng=None):
+    def __call__(
+        self, tokens_BT, lengths_B, *, types_BT=None, deterministic=True, dropout_rng=None
+    ):
         """MLM logits_BTV of tokens_BT (the masked inputs) with valid lengths_B."""
         h_BTD = self.features(
-            tokens_BT, lengths_B, deterministic=deterministic, dropout_rng=dropout_rng
+            tokens_BT,
+            lengths_B,
+            types_BT=types_BT,
+            deterministic=deterministic,
+            dropout_rng=dropout_rng,
         )
         return self.mlm_logits(h_BTD)
 
@@ -242,14 +289,13 @@ def param_counts(model_config: Any) -> dict[str, int]:
     """Exact parameter counts of `Encoder(model_config)`: {total, embedding, non_embedding}."""
     cfg = EncoderConfig.from_config(model_config)
     D, V = cfg.d_model, cfg.vocab_size
-    embedding = V * D + V  # token table and the decoder's bias_V
+    embedding = V * D + V + cfg.type_vocab_size * D  # token, type tables; decoder's bias_V
     if cfg.position == "learned":
         embedding += cfg.max_len * D
     if not cfg.tie_embeddings:
         embedding += D * V
     non_embedding = cfg.num_layers * lm_flops.layer_params(cfg) + _head_transform_params(cfg)
-    if cfg.norm == "pre":
-        non_embedding += lm_flops.norm_params(cfg)
+    non_embedding += lm_flops.norm_params(cfg) * ((cfg.norm == "pre") + cfg.embed_norm)
     return {
         "total": embedding + non_embedding,
         "embedding": embedding,

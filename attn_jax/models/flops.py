@@ -67,6 +67,8 @@ def layer_params(cfg: Any) -> int:
         attn += cfg.relative_buckets * N
     if cfg.kernel == "linformer":  # learned key/value projections [R, max_len], R default 64
         attn += 2 * (getattr(cfg, "proj_len", 0) or _LINFORMER_PROJ_LEN) * cfg.max_len
+    if getattr(cfg, "bias", False):  # b_qkv, b_out, b_fc, b_proj
+        attn += (N + 2 * K) * H + D + F + D
     return attn + 2 * D * F + 2 * norm_params(cfg)
 
 

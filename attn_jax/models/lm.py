@@ -36,12 +36,11 @@ SIZES: dict[str, dict[str, int]] = {
     "4xs": dict(d_model=64, num_layers=1, num_heads=4, d_ff=256),  # 49.5k
     "3.5xs": dict(d_model=96, num_layers=1, num_heads=6, d_ff=384),  # 111k
     "3.25xs": dict(d_model=128, num_layers=1, num_heads=8, d_ff=512),  # 197k
-    # 1x192 and 1x256: the one-layer ladder carried past 3.25xs (sweeps/mechanisms.py),
-    # so that one depth spans 1.8 decades of N.
-    "1x192": dict(d_model=192, num_layers=1, num_heads=12, d_ff=768),  # 443k
-    "1x256": dict(d_model=256, num_layers=1, num_heads=16, d_ff=1024),  # 787k
     "3xs": dict(d_model=96, num_layers=2, num_heads=3, d_ff=384),  # 222k
     "2xs": dict(d_model=128, num_layers=2, num_heads=4, d_ff=512),  # 394k
+    # 1x256: the one-layer ladder carried past 3.25xs (sweeps/mechanisms.py), so that
+    # one depth spans 1.8 decades of N (wider per layer than the rest of the table).
+    "1x256": dict(d_model=256, num_layers=1, num_heads=16, d_ff=1024),  # 788k
     "xs": dict(d_model=192, num_layers=3, num_heads=4, d_ff=768),  # 1.33M
     "s": dict(d_model=256, num_layers=4, num_heads=4, d_ff=1024),  # 3.15M
     "m": dict(d_model=320, num_layers=5, num_heads=5, d_ff=1280),  # 6.15M
@@ -59,6 +58,7 @@ Score = Literal["dot", "scaled_dot", "multiplicative", "additive"]
 Kernel = Literal[
     "xla", "blockwise", "local", "block_sparse", "linear", "performer", "linformer", "auto", "cudnn"
 ]
+Activation = Literal["gelu_tanh", "gelu_erf"]
 
 
 def literal_choices(cls) -> dict[str, tuple]:
@@ -154,6 +154,11 @@ class LMConfig(ArchConfig):
       rope_base: RoPE frequency base.
       relative_buckets: T5 relative-bias buckets per layer.
       relative_max_distance: T5 bucket range.
+      norm_eps: the norms' epsilon (GPT-2 1e-5; BERT and ViT 1e-12).
+      bias: biases on the attention q/k/v and output projections and on both MLP
+        layers (GPT-2, BERT and ViT have them); False = none.
+      activation: the MLP's GELU: "gelu_tanh" (tanh approximation, GPT-2's
+        "gelu_new") or "gelu_erf" (exact, BERT's and ViT's "gelu").
     """
 
     vocab_size: int = 256
@@ -181,6 +186,9 @@ class LMConfig(ArchConfig):
     rope_base: float = 1e4
     relative_buckets: int = 32
     relative_max_distance: int = 128
+    norm_eps: float = 1e-6
+    bias: bool = False
+    activation: Activation = "gelu_tanh"
 
     NAME = "LM"
 
@@ -264,12 +272,17 @@ class DecoderLM(nnx.Module):
                     relative_buckets=cfg.relative_buckets,
                     relative_max_distance=cfg.relative_max_distance,
                     attn_dropout=cfg.attn_dropout,
+                    norm_eps=cfg.norm_eps,
+                    bias=cfg.bias,
+                    activation=cfg.activation,
                 )
                 for _ in range(cfg.num_layers)
             ]
         )
         # Post-norm blocks end in a norm already; pre-norm needs one before the head.
-        self.final_norm = Norm(cfg.d_model, cfg.norm_type) if cfg.norm == "pre" else None
+        self.final_norm = (
+            Norm(cfg.d_model, cfg.norm_type, eps=cfg.norm_eps) if cfg.norm == "pre" else None
+        )
         head_init = jax.nn.initializers.normal(cfg.d_model**-0.5)
         self.head = (
             None

@@ -34,7 +34,7 @@ import numpy as np
 from flax import nnx
 
 from attn_jax.models import flops as lm_flops
-from attn_jax.models.lm import DTYPES, ArchConfig, Kernel, Score
+from attn_jax.models.lm import DTYPES, Activation, ArchConfig, Kernel, Score
 from attn_jax.nn import Block, Norm, dropout
 from attn_jax.ops.masks import MaskSpec
 
@@ -63,6 +63,11 @@ class ViTConfig(ArchConfig):
       dropout: residual and embedding dropout.
       attn_dropout: attention-weight dropout.
       dtype: compute dtype; parameters and logits stay float32.
+      norm_eps: the norms' epsilon (GPT-2 1e-5; BERT and ViT 1e-12).
+      bias: biases on the attention q/k/v and output projections and on both MLP
+        layers (GPT-2, BERT and ViT have them); False = none.
+      activation: the MLP's GELU: "gelu_tanh" (tanh approximation, GPT-2's
+        "gelu_new") or "gelu_erf" (exact, BERT's and ViT's "gelu").
     """
 
     image_size: int = 28
@@ -84,6 +89,9 @@ class ViTConfig(ArchConfig):
     dropout: float = 0.0
     attn_dropout: float = 0.0
     dtype: Literal["float32", "bfloat16"] = "float32"
+    norm_eps: float = 1e-6
+    bias: bool = False
+    activation: Activation = "gelu_tanh"
 
     NAME = "vit"
 
@@ -200,11 +208,14 @@ class ViT(nnx.Module):
                     kernel=cfg.kernel,
                     max_len=T,
                     attn_dropout=cfg.attn_dropout,
+                    norm_eps=cfg.norm_eps,
+                    bias=cfg.bias,
+                    activation=cfg.activation,
                 )
                 for _ in range(cfg.num_layers)
             ]
         )
-        self.final_norm = Norm(D, cfg.norm_type) if cfg.norm == "pre" else None
+        self.final_norm = Norm(D, cfg.norm_type, eps=cfg.norm_eps) if cfg.norm == "pre" else None
         # zero-initialized head, as in ViT's fine-tuning recipe: logits start uniform;
         # none at num_classes 0 (an encoder read through `tokens`/`features`: orbax
         # cannot save zero-size arrays)

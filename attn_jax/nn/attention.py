@@ -102,6 +102,8 @@ class Attention(nnx.Module):
       relative_max_distance: distance at which the T5 buckets stop growing.
       attn_dropout: dropout rate on the attention weights ("xla" kernel only).
       out_init_scale: multiplies the output projection's init std.
+      bias: zero-initialized biases on the projections: b_qkv [M, H] (self) or b_q
+        [N, H] and b_kv [2K, H] (cross), and b_out [D] (GPT-2, BERT, ViT have them).
       dtype: compute dtype (params stay float32); None = the input's.
       rngs: NNX rngs.
     """
@@ -128,6 +130,7 @@ class Attention(nnx.Module):
         relative_max_distance: int = 128,
         attn_dropout: float = 0.0,
         out_init_scale: float = 1.0,
+        bias: bool = False,
         dtype=None,
         rngs: nnx.Rngs,
     ):
@@ -161,6 +164,13 @@ class Attention(nnx.Module):
         self.w_out = nnx.Param(
             normal(out_init_scale * (N * H) ** -0.5)(rngs.params(), (N, H, d_model), jnp.float32)
         )
+
+        def zeros(*shape):  # a zero-initialized bias, or none without `bias`
+            return nnx.Param(jnp.zeros(shape, jnp.float32)) if bias else None
+
+        self.b_q, self.b_kv = (zeros(N, H), zeros(2 * K, H)) if cross else (None, None)
+        self.b_qkv = None if cross else zeros(N + 2 * K, H)
+        self.b_out = zeros(d_model)
         self.score_params = nnx.Dict(
             {
                 k: nnx.Param(v)
@@ -188,12 +198,17 @@ class Attention(nnx.Module):
     def _cast(self, w, dtype):
         return w[...].astype(dtype)
 
+    def _biased(self, y_BTMH, b, dtype):
+        """y_BTMH + b_MH when the layer has that bias (`bias=True`), else y_BTMH."""
+        return y_BTMH if b is None else y_BTMH + self._cast(b, dtype)[None, None]
+
     def project_kv(self, context_BSD: jnp.ndarray):
         """Cross-attention keys and values (k_BSKH, v_BSKH) of the context."""
         dtype = self.dtype or context_BSD.dtype
         kv_BSMH = jnp.einsum(
             "BSD,DMH->BSMH", context_BSD.astype(dtype), self._cast(self.w_kv, dtype)
         )
+        kv_BSMH = self._biased(kv_BSMH, self.b_kv, dtype)
         return kv_BSMH[:, :, : self.num_kv_heads], kv_BSMH[:, :, self.num_kv_heads :]
 
     def init_cache(self, batch_size: int, max_len: int, dtype=jnp.float32) -> kv_ops.KVCache:
@@ -222,6 +237,7 @@ class Attention(nnx.Module):
         T, N, K = x_BTD.shape[1], self.num_heads, self.num_kv_heads
         # One fused projection, token-major: a plain [B*T, D] x [D, M*H] matmul.
         qkv_BTMH = jnp.einsum("BTD,DMH->BTMH", x_BTD, self._cast(self.w_qkv, dtype))
+        qkv_BTMH = self._biased(qkv_BTMH, self.b_qkv, dtype)
         q_BTNH, k_BSKH, v_BSKH = jnp.split(qkv_BTMH, [N, N + K], axis=2)
         q_offset = 0 if cache is None else cache.index
         if self.position == "rope":
@@ -238,6 +254,7 @@ class Attention(nnx.Module):
     def _cross_qkv(self, x_BTD, context_BSD, cache, dtype):
         """Cross-attention q, k, v: keys and values from the context or a cross cache."""
         q_BTNH = jnp.einsum("BTD,DNH->BTNH", x_BTD, self._cast(self.w_q, dtype))
+        q_BTNH = self._biased(q_BTNH, self.b_q, dtype)
         if cache is not None:
             return q_BTNH, cache.k_BSKH.astype(dtype), cache.v_BSKH.astype(dtype)
         if context_BSD is None:
@@ -350,6 +367,8 @@ class Attention(nnx.Module):
                 mask=mask,
             )
         out_BTD = jnp.einsum("BTNH,NHD->BTD", out_BTNH.astype(dtype), self._cast(self.w_out, dtype))
+        if self.b_out is not None:
+            out_BTD = out_BTD + self._cast(self.b_out, dtype)[None, None, :]
         extras = (new_cache,) if cache is not None else ()
         if return_weights:
             extras += (weights_BNTS,)

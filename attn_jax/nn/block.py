@@ -44,6 +44,9 @@ class Block(nnx.Module):
       rngs: NNX rngs.
       dtype: compute dtype; None = the input's.
       out_init_scale: init scale of the residual output projections (e.g. 1/sqrt(2L)).
+      norm_eps: the norms' epsilon (GPT-2: 1e-5, BERT/ViT: 1e-12).
+      bias: biases on every projection (attention q/k/v and output, MLP fc and proj).
+      activation: the MLP's GELU, "gelu_tanh" or "gelu_erf" (`attn_jax.nn.mlp.ACTIVATIONS`).
       **attn_kwargs: passed to the self-`Attention` (num_kv_heads, head_dim, causal,
         window, score, position, kernel, attn_dropout, ...).
     """
@@ -61,18 +64,22 @@ class Block(nnx.Module):
         rngs: nnx.Rngs,
         dtype=None,
         out_init_scale: float = 1.0,
+        norm_eps: float = 1e-6,
+        bias: bool = False,
+        activation: str = "gelu_tanh",
         **attn_kwargs,
     ):
         if norm not in NORM_PLACEMENTS:
             raise ValueError(f"Unknown norm placement {norm!r}; valid: {list(NORM_PLACEMENTS)}.")
         self.norm, self.dropout = norm, dropout
-        self.attn_norm = Norm(d_model, norm_type)
+        self.attn_norm = Norm(d_model, norm_type, eps=norm_eps)
         self.attn = Attention(
             d_model,
             num_heads,
             rngs=rngs,
             dtype=dtype,
             out_init_scale=out_init_scale,
+            bias=bias,
             **attn_kwargs,
         )
         cross_kwargs = {
@@ -80,7 +87,7 @@ class Block(nnx.Module):
             for k, v in attn_kwargs.items()
             if k in ("num_kv_heads", "head_dim", "score", "kernel", "attn_dropout")
         }
-        self.cross_norm = Norm(d_model, norm_type) if cross_attention else None
+        self.cross_norm = Norm(d_model, norm_type, eps=norm_eps) if cross_attention else None
         self.cross_attn = (
             Attention(
                 d_model,
@@ -89,13 +96,22 @@ class Block(nnx.Module):
                 rngs=rngs,
                 dtype=dtype,
                 out_init_scale=out_init_scale,
+                bias=bias,
                 **cross_kwargs,
             )
             if cross_attention
             else None
         )
-        self.mlp_norm = Norm(d_model, norm_type)
-        self.mlp = MLP(d_model, d_ff, rngs=rngs, dtype=dtype, proj_init_scale=out_init_scale)
+        self.mlp_norm = Norm(d_model, norm_type, eps=norm_eps)
+        self.mlp = MLP(
+            d_model,
+            d_ff,
+            rngs=rngs,
+            dtype=dtype,
+            proj_init_scale=out_init_scale,
+            bias=bias,
+            activation=activation,
+        )
 
     def _sublayer(self, x, norm, fn, rng, deterministic):
         """Residual around fn with this block's norm placement; fn may return (y, extra)."""

@@ -120,7 +120,8 @@ def test_sizes_table_aspect_ratios():
     assert {"s", "xs", "2xs", "3xs", "m", "l"} <= set(SIZES)
     for name, size in SIZES.items():
         D, L, N, F = size["d_model"], size["num_layers"], size["num_heads"], size["d_ff"]
-        assert 32 <= D // L <= 128 or name == "7xs", name  # 7xs: 20 wide, below 6xs
+        # 7xs: 20 wide, below 6xs; 1x256: the one-layer ladder's widest (sweeps/mechanisms.py)
+        assert 32 <= D // L <= 128 or name in ("7xs", "1x256"), name
         assert 16 <= D // N <= 64, name
         assert F == 4 * D, name
     assert SIZES["s"] == dict(d_model=256, num_layers=4, num_heads=4, d_ff=1024)
@@ -131,6 +132,7 @@ def test_literal_choices_equal_the_registries():
     from attn_jax import validate
     from attn_jax.models.lm import DTYPES, LM_POSITIONS, literal_choices
     from attn_jax.nn.block import NORM_PLACEMENTS
+    from attn_jax.nn.mlp import ACTIVATIONS
     from attn_jax.nn.norm import NORM_TYPES
     from attn_jax.ops.kernels import KERNELS
     from attn_jax.ops.scores import SCORES
@@ -142,6 +144,7 @@ def test_literal_choices_equal_the_registries():
         norm=NORM_PLACEMENTS,
         norm_type=NORM_TYPES,
         dtype=DTYPES,
+        activation=ACTIVATIONS,
     )
     choices = literal_choices(LMConfig)
     assert set(choices) == set(registries)
