@@ -2,6 +2,7 @@
 
   python -m attn_jax.sweep plan sweeps/demo.py      # validate and list the trials; runs nothing
   python -m attn_jax.sweep run sweeps/demo.py --out runs/demo [--executor inline|local|ray] [--workers N]
+  python -m attn_jax.sweep run sweeps/demo.py --out runs/demo --executor ray --address HEAD:6379 --workers 8
   python -m attn_jax.sweep status runs/demo
   python -m attn_jax.sweep results runs/demo [--format table|csv|jsonl] [--output FILE]
 
@@ -32,7 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="rerun trials recorded as failed")
     run.add_argument("--no-wait", action="store_true", help="don't wait for trials run elsewhere")
     run.add_argument("--trainer", default=worker.DEFAULT_TRAINER, help="module:function")
-    run.add_argument("--ray-address", default=None, help="a running Ray cluster (else local)")
+    run.add_argument(
+        "--ray-address",
+        "--address",
+        dest="ray_address",
+        default=None,
+        help="a running Ray cluster's head, host:port (else a local one for the sweep)",
+    )
     run.add_argument("--cpus-per-trial", type=float, default=1, help="Ray resource request")
     run.add_argument("--gpus-per-trial", type=float, default=0, help="Ray resource request")
     run.add_argument("--quiet", action="store_true", help="no progress bar or trial lines")

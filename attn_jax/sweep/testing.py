@@ -12,6 +12,8 @@ failure modes the runner must survive:
   pause_at_step, notify_fifo: on its first start, after checkpointing step
     `pause_at_step`, write "paused" to the FIFO `notify_fifo` and block until
     killed (so a test kills mid-trial on an event, not after a guessed time)
+  pause_env: pause only in a process whose environment names this variable
+    (a test sets it on one Ray node, so only the trial placed there pauses)
 A branch (`train.init_from`, a sibling run id, and `train.init_from_step`)
 starts at that step when its own checkpoint is missing, after checking the
 parent got there; its record names the parent, as the real loop's does.
@@ -98,8 +100,10 @@ def fake_train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
         with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
             loss = fake_loss(d_model, state["step"], lr)
             f.write(json.dumps({"step": state["step"], "train_loss": loss}) + "\n")
+        pause_env = str(fake.get("pause_env", "") or "")
         if starts == 1 and state["step"] == int(fake.get("pause_at_step", 0) or 0):
-            _pause(str(fake.notify_fifo))
+            if not pause_env or os.environ.get(pause_env):
+                _pause(str(fake.notify_fifo))
 
     params = 12 * d_model * d_model * int(config.model.num_layers)
     diverged = bool(fake.get("diverge", False))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import time
 from collections.abc import Sequence
 
 import jax
@@ -20,22 +22,81 @@ from jax.sharding import PartitionSpec as P
 BATCH_AXES = ("data", "fsdp")
 
 _COORDINATOR_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
+# Seconds a process waits for the coordinator (and for every process to join):
+# jax.distributed.initialize's own default. attn_jax.launch sets it from --init_timeout_s.
+INIT_TIMEOUT_ENV = "ATTN_JAX_INIT_TIMEOUT_S"
+# Set by `python -m attn_jax.launch` on a cluster: initialise and let jax detect the rest.
+DISTRIBUTED_ENV = "ATTN_JAX_DISTRIBUTED"
+DEFAULT_INIT_TIMEOUT_S = 300.0
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _initialized = False
+
+
+class CoordinatorUnreachableError(ConnectionError):
+    """A process of a multi-process run found nothing listening at the coordinator address."""
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """Splits "host:port" (or "[v6]:port") into (host, port); raises naming the form."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(
+            f"Coordinator address {address!r} must look like host:port, e.g. 127.0.0.1:12345."
+        )
+    return host.strip("[]"), int(port)
+
+
+def wait_for_coordinator(address: str, timeout_s: float, *, process: str = "") -> float:
+    """Blocks until something accepts TCP connections at `address`; returns the seconds left.
+
+    jax.distributed.initialize aborts the whole process (a C++ check failure, no
+    Python exception, no address in the message) when the coordinator never
+    answers; probing first turns that into an error a person can act on.
+
+    Raises:
+      CoordinatorUnreachableError: nothing answered within `timeout_s`; the
+        message names the address and what to check.
+    """
+    host, port = split_address(address)
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return max(deadline - time.monotonic(), 1.0)
+        except OSError as err:  # refused, unreachable, timed out: retried until the deadline
+            last = err
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    raise CoordinatorUnreachableError(
+        f"{process or 'This process'} could not reach the JAX coordinator at {address} within "
+        f"{timeout_s:g} s ({type(last).__name__}: {last}). Process 0 hosts the coordinator: "
+        "check that it is running and that every process was given the same address and a "
+        f"port it can reach; set {INIT_TIMEOUT_ENV} (attn_jax.launch --init_timeout_s) to "
+        "wait longer."
+    )
 
 
 def maybe_initialize_distributed(enabled: bool = False) -> bool:
     """Calls `jax.distributed.initialize()` when a multi-host run asks for it.
 
-    It is asked for by `enabled` (config.train.distributed) or by the environment
-    naming a coordinator (JAX_COORDINATOR_ADDRESS, with JAX_NUM_PROCESSES and
-    JAX_PROCESS_ID; on Cloud TPU pods and SLURM jax detects these itself).
-    Must run before anything touches a device. Returns True if initialised.
+    It is asked for by `enabled` (config.train.distributed), by
+    ATTN_JAX_DISTRIBUTED=1, or by the environment naming a coordinator
+    (JAX_COORDINATOR_ADDRESS, with JAX_NUM_PROCESSES and JAX_PROCESS_ID, as
+    attn_jax.launch sets them; on Cloud TPU pods and SLURM jax detects these itself). A process other than 0 first waits up to
+    ATTN_JAX_INIT_TIMEOUT_S seconds (default 300) for the coordinator to listen
+    and raises `CoordinatorUnreachableError` naming the address if it never
+    does. A loopback coordinator binds to loopback only. Must run before
+    anything touches a device. Returns True if initialised.
     """
     global _initialized
     if _initialized:
         return True
-    if not (enabled or any(os.environ.get(k) for k in _COORDINATOR_ENV)):
+    asked = enabled or os.environ.get(DISTRIBUTED_ENV) == "1"
+    if not (asked or any(os.environ.get(k) for k in _COORDINATOR_ENV)):
         return False
+    timeout_s = float(os.environ.get(INIT_TIMEOUT_ENV) or DEFAULT_INIT_TIMEOUT_S)
     kwargs = {}
     address = next((os.environ[k] for k in _COORDINATOR_ENV if os.environ.get(k)), None)
     if address:
@@ -44,7 +105,25 @@ def maybe_initialize_distributed(enabled: bool = False) -> bool:
             kwargs["num_processes"] = int(os.environ["JAX_NUM_PROCESSES"])
         if os.environ.get("JAX_PROCESS_ID"):
             kwargs["process_id"] = int(os.environ["JAX_PROCESS_ID"])
-    jax.distributed.initialize(**kwargs)
+        host, _ = split_address(address)
+        if host in _LOOPBACK:  # one machine: nothing outside it can join (or connect)
+            kwargs["coordinator_bind_address"] = address
+        process_id = kwargs.get("process_id")
+        if process_id:  # process 0 starts the coordinator itself
+            who = f"Process {process_id} of {kwargs.get('num_processes', '?')}"
+            timeout_s = wait_for_coordinator(address, timeout_s, process=who)
+    logging.info("jax.distributed.initialize(%s), timeout %.0f s", kwargs, timeout_s)
+    try:
+        jax.distributed.initialize(**kwargs, initialization_timeout=max(int(timeout_s), 1))
+    except ValueError as err:
+        if address:
+            raise
+        raise ValueError(
+            f"jax.distributed.initialize() found no cluster to join ({err}): this is not a "
+            "SLURM, Open MPI or Cloud TPU pod job and JAX_COORDINATOR_ADDRESS is unset. On "
+            "one machine run `python -m attn_jax.launch --processes N -- ...`; elsewhere set "
+            "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID."
+        ) from err
     _initialized = True
     logging.info(
         "jax.distributed: process %d of %d, %d global devices",

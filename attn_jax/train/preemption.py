@@ -10,14 +10,24 @@ import jax
 
 
 class Preemption:
-    """Set by SIGTERM (installed only in the main thread); checked once per step."""
+    """Set by SIGTERM; checked once per step.
+
+    One process: a Python SIGTERM handler (installed only in the main thread)
+    sets an event. Several processes (jax.distributed): SIGTERM is left to the
+    preemption notifier that `jax.distributed.initialize` installs, which tells
+    every process; each stops at the same step, the sync point
+    (`multihost_utils.reached_preemption_sync_point`), so all of them save that
+    step's checkpoint together. A Python handler here would replace JAX's, and a
+    signalled process would then stop alone while the others wait for it in
+    their next collective.
+    """
 
     def __init__(self):
         self.event = threading.Event()
         self._previous = None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
         return self
 

@@ -52,6 +52,7 @@ def get_config(arg=None):
             hard_exit=False,
             pause_at_step=0,
             notify_fifo="",
+            pause_env="",
         )
     )
     return config
