@@ -199,7 +199,8 @@ class Attention(nnx.Module):
         return w[...].astype(dtype)
 
     def _biased(self, y_BTMH, b, dtype):
-        """y_BTMH + b_MH when the layer has that bias (`bias=True`), else y_BTMH."""
+        """y + b broadcast over batch and time (y_BTMH + b_MH, or y_BTD + b_D) when the
+        layer has that bias (`bias=True`), else y."""
         return y_BTMH if b is None else y_BTMH + self._cast(b, dtype)[None, None]
 
     def project_kv(self, context_BSD: jnp.ndarray):
@@ -367,8 +368,7 @@ class Attention(nnx.Module):
                 mask=mask,
             )
         out_BTD = jnp.einsum("BTNH,NHD->BTD", out_BTNH.astype(dtype), self._cast(self.w_out, dtype))
-        if self.b_out is not None:
-            out_BTD = out_BTD + self._cast(self.b_out, dtype)[None, None, :]
+        out_BTD = self._biased(out_BTD, self.b_out, dtype)
         extras = (new_cache,) if cache is not None else ()
         if return_weights:
             extras += (weights_BNTS,)
