@@ -117,6 +117,9 @@ class Page:
         if not self.exists(rel):
             return f"`{rel}` is not here: date, machine and load unknown"
         doc = self.doc(rel)
+        if isinstance(doc, list) and machine_key[:1] == ("latest",):  # a sweep: its last run
+            finished = [str((r.get("machine") or {}).get("finished_utc") or "") for r in doc]
+            machine_key = (max(range(len(doc)), key=finished.__getitem__), *machine_key[1:])
         try:
             m = resolve(doc, machine_key)
         except (KeyError, IndexError, TypeError):
@@ -175,7 +178,7 @@ def demo_fit(page: Page) -> None:
     rel = "results/demo/fit/fit.json"
     title = "The demo sweep's scaling law"
     command = "make demo  (sweeps/demo.py, then analysis/fit.py)"
-    if not _open(page, title, command, rel, ("results/demo/results.jsonl", (0, "machine"))):
+    if not _open(page, title, command, rel, ("results/demo/results.jsonl", ("latest", "machine"))):
         return
     p = ("approach3", "params")
     law = (
@@ -211,7 +214,9 @@ def mechanisms(page: Page) -> None:
         "python -m attn_jax.sweep run sweeps/mechanisms.py --out results/mechanisms --executor "
         "local --workers 2; python analysis/compare_mechanisms.py results/mechanisms"
     )
-    if not _open(page, title, command, rel, ("results/mechanisms/results.jsonl", (-1, "machine"))):
+    if not _open(
+        page, title, command, rel, ("results/mechanisms/results.jsonl", ("latest", "machine"))
+    ):
         return
     page.add(
         f"Approach 3 per mechanism, {page.label(95)}% bootstrap intervals in brackets:",
@@ -244,7 +249,9 @@ def vision_scaling(page: Page) -> None:
         "python -m attn_jax.sweep run sweeps/vit_scaling.py --out results/vit_scaling; "
         "python analysis/vision_scaling.py results/vit_scaling"
     )
-    if not _open(page, title, command, rel, ("results/vit_scaling/results.jsonl", (0, "machine"))):
+    if not _open(
+        page, title, command, rel, ("results/vit_scaling/results.jsonl", ("latest", "machine"))
+    ):
         return
     iv = lambda q: f"[{page.v(rel, 'intervals', q, 'lo')}, {page.v(rel, 'intervals', q, 'hi')}]"
     page.add(
@@ -281,7 +288,9 @@ def length(page: Page) -> None:
         "python -m attn_jax.sweep run sweeps/length.py --out results/length; "
         "python analysis/length_generalization.py results/length"
     )
-    if not _open(page, title, command, rel, ("results/length/results.jsonl", (0, "machine"))):
+    if not _open(
+        page, title, command, rel, ("results/length/results.jsonl", ("latest", "machine"))
+    ):
         return
     runs = page.doc(rel)["runs"]
     Ls = sorted({int(L) for r in runs for L in r["by_length"]})
@@ -306,10 +315,11 @@ def data_efficiency(page: Page) -> None:
     rel = "results/data_efficiency/analysis/data_efficiency.json"
     title = "Limits: data efficiency (ViT vs CNN)"
     command = (
-        "python -m attn_jax.sweep run sweeps/data_efficiency.py --out results/data_efficiency; "
+        "python -m attn_jax.sweep run sweeps/data_efficiency.py --out results/data_efficiency "
+        "--executor local --workers 1; "
         "python analysis/data_efficiency.py results/data_efficiency"
     )
-    when = ("results/data_efficiency/results.jsonl", (0, "machine"))
+    when = ("results/data_efficiency/results.jsonl", ("latest", "machine"))
     if not _open(page, title, command, rel, when):
         return
     rows = page.doc(rel)["rows"]
@@ -343,7 +353,7 @@ def scan(page: Page) -> None:
     rel = "results/scan/results.jsonl"
     command = "python -m attn_jax.sweep run sweeps/scan.py --out results/scan"
     title = "Limits: systematic generalization (SCAN)"
-    if not _open(page, title, command, rel, (rel, (0, "machine"))):
+    if not _open(page, title, command, rel, (rel, ("latest", "machine"))):
         return
     recs = page.doc(rel)
     groups: dict[tuple, list[int]] = {}

@@ -25,8 +25,7 @@ label smoothing 0.1, random crops after 2-pixel padding, cosine to 0.1 x lr) for
 set 2.1 times. The score is accuracy on all 10,000 test images at the end. The
 recipe was tuned for the ViT (experiments/vit.py), which if anything favours it.
 
-`seeds=0+1+2` adds replicate seeds (the default is seed 0 only); `steps=N`
-changes the budget.
+Args: `seeds=0+1+2` (the default; `seeds=0` for a quick look), `steps=N` the budget.
 """
 
 from __future__ import annotations
@@ -52,8 +51,8 @@ COMMON = {
 
 
 def get_sweep(arg: str | None = None) -> Sweep:
-    """`seeds=0+1+2` for replicates; `steps=1000` the budget in optimizer steps."""
-    arg = configs.parse_arg(arg, seeds="0", steps=1000)
+    """`seeds=0+1+2` (the default) the replicate seeds; `steps=1000` the budget in steps."""
+    arg = configs.parse_arg(arg, seeds="0+1+2", steps=1000)
     seeds = [int(s) for s in str(arg.seeds).split("+") if s != ""]
     trials = [
         Trial(

@@ -23,6 +23,9 @@ RECORDS = (
     "results/vit_scaling/fit/fit.json",
     "results/vit_scaling/fit/vision_scaling.png",
     "benchmarks/results/attention.json",
+    "results/data_efficiency/results.jsonl",
+    "results/data_efficiency/analysis/data_efficiency.json",
+    "results/data_efficiency/analysis/data_efficiency.png",
 )
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
@@ -73,6 +76,12 @@ def test_every_number_comes_from_a_record_and_every_figure_exists(root):
     lm = json.loads((root / RECORDS[0]).read_text())
     assert f"**{lm['eval']['loss']:.4f} nats/byte**" in text
     assert "Not run yet: `python -m attn_jax.sweep run sweeps/mechanisms.py" in text
+    # A sweep is dated by its last-finished run, not by its first record.
+    runs = report.read_json(root / "results/data_efficiency/results.jsonl")
+    last = max(r["machine"]["finished_utc"] for r in runs)
+    assert last != runs[0]["machine"]["finished_utc"]
+    section = text[text.index("## Limits: data efficiency") :]
+    assert f"finished `{last}`" in section.split("\n\n")[1]
     saved = json.loads((out.parent / "RESULTS.numbers.json").read_text())
     assert len(saved["numbers"]) == len(page.numbers)
 
