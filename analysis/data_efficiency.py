@@ -31,8 +31,6 @@ except ModuleNotFoundError:  # run as a script from a checkout: put the repo roo
     from attn_jax.scaling import records
 
 ARCHS = ("vit", "cnn")
-# two-sided 95% Student t quantiles by degrees of freedom (1-10)
-T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 
 
 def accuracies(path) -> dict[str, dict[int, list[float]]]:
@@ -58,7 +56,9 @@ def summarize(values: list[float]) -> dict:
     v = np.asarray(values, np.float64)
     out = {"mean": float(v.mean()), "n": len(v), "values": v.tolist()}
     if len(v) >= 2:
-        half = T95[min(len(v) - 1, len(T95)) - 1] * v.std(ddof=1) / math.sqrt(len(v))
+        from scipy import stats
+
+        half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
         out.update(lo=float(v.mean() - half), hi=float(v.mean() + half))
     return out
 

@@ -143,15 +143,17 @@ class Page:
         )
 
 
-def _open(page: Page, title: str, command: str, rel: str, when=None) -> bool:
+def _open(page: Page, title: str, command: str, rel: str, sweep: str | None = None) -> bool:
     """A section's heading and command; False (and how to make them) when `rel` is missing.
 
-    `when`: (file, key of its `machine`) to date the section by; default `rel` itself.
+    Dated by `rel`'s own `machine`, or with `sweep` (a results.jsonl) by the sweep's
+    last-finished run.
     """
     if not page.exists(rel):
         page.add(f"## {title}", "", f"Not run yet: `{command}`.", "")
         return False
-    page.add(f"## {title}", "", f"`{command}` ({page.when(*(when or (rel,)))}).", "")
+    when = (sweep, ("latest", "machine")) if sweep else (rel,)
+    page.add(f"## {title}", "", f"`{command}` ({page.when(*when)}).", "")
     return True
 
 
@@ -178,7 +180,7 @@ def demo_fit(page: Page) -> None:
     rel = "results/demo/fit/fit.json"
     title = "The demo sweep's scaling law"
     command = "make demo  (sweeps/demo.py, then analysis/fit.py)"
-    if not _open(page, title, command, rel, ("results/demo/results.jsonl", ("latest", "machine"))):
+    if not _open(page, title, command, rel, "results/demo/results.jsonl"):
         return
     p = ("approach3", "params")
     law = (
@@ -214,9 +216,7 @@ def mechanisms(page: Page) -> None:
         "python -m attn_jax.sweep run sweeps/mechanisms.py --out results/mechanisms --executor "
         "local --workers 2; python analysis/compare_mechanisms.py results/mechanisms"
     )
-    if not _open(
-        page, title, command, rel, ("results/mechanisms/results.jsonl", ("latest", "machine"))
-    ):
+    if not _open(page, title, command, rel, "results/mechanisms/results.jsonl"):
         return
     page.add(
         f"Approach 3 per mechanism, {page.label(95)}% bootstrap intervals in brackets:",
@@ -249,9 +249,7 @@ def vision_scaling(page: Page) -> None:
         "python -m attn_jax.sweep run sweeps/vit_scaling.py --out results/vit_scaling; "
         "python analysis/vision_scaling.py results/vit_scaling"
     )
-    if not _open(
-        page, title, command, rel, ("results/vit_scaling/results.jsonl", ("latest", "machine"))
-    ):
+    if not _open(page, title, command, rel, "results/vit_scaling/results.jsonl"):
         return
     iv = lambda q: f"[{page.v(rel, 'intervals', q, 'lo')}, {page.v(rel, 'intervals', q, 'hi')}]"
     page.add(
@@ -288,9 +286,7 @@ def length(page: Page) -> None:
         "python -m attn_jax.sweep run sweeps/length.py --out results/length; "
         "python analysis/length_generalization.py results/length"
     )
-    if not _open(
-        page, title, command, rel, ("results/length/results.jsonl", ("latest", "machine"))
-    ):
+    if not _open(page, title, command, rel, "results/length/results.jsonl"):
         return
     runs = page.doc(rel)["runs"]
     Ls = sorted({int(L) for r in runs for L in r["by_length"]})
@@ -319,8 +315,7 @@ def data_efficiency(page: Page) -> None:
         "--executor local --workers 1; "
         "python analysis/data_efficiency.py results/data_efficiency"
     )
-    when = ("results/data_efficiency/results.jsonl", ("latest", "machine"))
-    if not _open(page, title, command, rel, when):
+    if not _open(page, title, command, rel, "results/data_efficiency/results.jsonl"):
         return
     rows = page.doc(rel)["rows"]
     page.add(
@@ -353,7 +348,7 @@ def scan(page: Page) -> None:
     rel = "results/scan/results.jsonl"
     command = "python -m attn_jax.sweep run sweeps/scan.py --out results/scan"
     title = "Limits: systematic generalization (SCAN)"
-    if not _open(page, title, command, rel, (rel, ("latest", "machine"))):
+    if not _open(page, title, command, rel, rel):
         return
     recs = page.doc(rel)
     groups: dict[tuple, list[int]] = {}

@@ -33,13 +33,16 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from attn_jax.models.lm import DTYPES, literal_choices
+from attn_jax.models.lm import DTYPES, ArchConfig
 from attn_jax.nn import Norm
 
 
 @dataclasses.dataclass(frozen=True)
-class CNNConfig:
+class CNNConfig(ArchConfig):
     """Architecture of a `CNN` (the `config.model` fields of experiments/vit.py:arch=cnn).
+
+    `ArchConfig` gives it the checked `Literal` fields and `from_config` (unknown
+    fields are an error); its head/FF properties do not apply.
 
     Attributes:
       image_size: H = W (square images).
@@ -59,14 +62,11 @@ class CNNConfig:
     kernel_size: int = 3
     dtype: Literal["float32", "bfloat16"] = "float32"
 
+    NAME = "cnn"
+
     def __post_init__(self):
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        for name, choices in literal_choices(type(self)).items():
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"CNNConfig.{name}={getattr(self, name)!r} is not one of: "
-                    f"{', '.join(sorted(choices))}."
-                )
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))  # JSON: a list
+        super().__post_init__()
         if not self.widths or min(self.widths) < 1:
             raise ValueError(
                 f"CNNConfig.widths must be positive channel counts, got {self.widths}."
@@ -82,20 +82,6 @@ class CNNConfig:
                 f"{len(self.widths) - 1} times; image_size={self.image_size} must be divisible "
                 f"by {2 ** (len(self.widths) - 1)}."
             )
-
-    @classmethod
-    def from_config(cls, config: Any) -> CNNConfig:
-        """Builds from an instance, a ConfigDict or a mapping; ignores family/size/arch."""
-        if isinstance(config, cls):
-            return config
-        items = dict(config.items() if hasattr(config, "items") else config)
-        for ignored in ("family", "size", "arch"):
-            items.pop(ignored, None)
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(items) - valid)
-        if unknown:
-            raise ValueError(f"Unknown cnn config fields {unknown}; valid: {sorted(valid)}.")
-        return cls(**items)
 
     def convs(self) -> list[tuple[int, int, int]]:
         """(I, O, output side) of every convolution, in order."""
