@@ -72,7 +72,7 @@ SIZES: dict[str, dict[str, int]] = {
 
 
 # The convolutional baseline (attn_jax.models.cnn): channels per stage, two 3x3 convs
-# per stage, 2x2 average pools between stages. "s": 72.6k parameters, 44 MFLOP of
+# per stage, 2x2 average pools between stages. "s": 72.9k parameters, 44 MFLOP of
 # training per image (2x the ViT s6's, with a third of its parameters).
 CNN_SIZES: dict[str, dict[str, object]] = {
     "xs": dict(widths=(8, 16, 32), convs_per_stage=2),
