@@ -76,15 +76,30 @@ def _cast(raw: str, default: Any) -> Any:
     return raw
 
 
+def import_file(path: str, prefix: str = "attn_jax_file_", *, register: bool = False):
+    """Imports a Python file that is not in a package (an experiment, sweep or script).
+
+    The module is named `prefix` + a hash of the absolute path, so two files of one
+    name do not collide; `register` puts it in sys.modules (dataclasses and pickle
+    look modules up there).
+    """
+    import sys
+
+    name = prefix + hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    if register:
+        sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
     """Loads `path/to/experiment.py[:arg]` and returns its locked config."""
     path, _, arg = spec.partition(":")
     if not os.path.exists(path):
         raise FileNotFoundError(f"No experiment file {path!r} (expected e.g. experiments/lm.py).")
-    name = "attn_jax_experiment_" + hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module = import_file(path, "attn_jax_experiment_")
     if not hasattr(module, "get_config"):
         raise AttributeError(f"{path} has no get_config(arg) function.")
     config = module.get_config(arg or None)

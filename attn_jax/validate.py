@@ -63,9 +63,9 @@ def _norm_types() -> Iterable[str]:
 
 
 def _dtypes() -> Iterable[str]:
-    from attn_jax.models.lm import DTYPES
+    from attn_jax.models.lm import DTYPE_NAMES
 
-    return DTYPES
+    return DTYPE_NAMES
 
 
 def _activations() -> Iterable[str]:

@@ -76,7 +76,7 @@ def model_config(size: str, **overrides) -> ml_collections.ConfigDict:
         tie_embeddings=True,
         dropout=0.0,
         attn_dropout=0.0,
-        dtype="float32",
+        dtype="auto",  # bfloat16 on GPU/TPU, float32 on CPU (attn_jax.models.lm.compute_dtype)
     )
     model.update(SIZES[size])
     model.update(overrides)

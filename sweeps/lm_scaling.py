@@ -59,8 +59,8 @@ FLOP_BUDGETS = (1e12, 3e12, 1e13, 3e13, 1e14)
 # study stays as documented (18 trials) and every size has an LR stage; to use them,
 # add them to LR_SIZES and drop them from this exclusion.
 ISOFLOP_SIZES = tuple(
-    s for s in MODEL_SIZES if s not in ("7xs", "3.5xs", "3.25xs", "1x256")
-)  # 1x256: sweeps/mechanisms.py's one-layer ladder
+    s for s in MODEL_SIZES if s not in ("7xs", "3.5xs", "3.25xs", "1x192", "1x256")
+)  # 1x192, 1x256: sweeps/mechanisms.py's one-layer ladder
 
 
 def guess_lr(size: str) -> float:

@@ -76,7 +76,7 @@ from attn_jax import configs
 from attn_jax.sweep import Sweep, SweepSpecError, designs
 
 EXPERIMENT = "experiments/lm.py"
-SIZES = ("6xs", "5xs", "4xs", "3.5xs", "3.25xs", "1x256")
+SIZES = ("6xs", "5xs", "4xs", "3.5xs", "3.25xs", "1x192", "1x256")
 TOKENS = (2**20, 2**21, 2**22, 2**23)
 BATCH, SEQ = 16, 128
 # The model fields of each mechanism, on top of experiments/lm.py's defaults.
@@ -90,7 +90,12 @@ MECHANISMS: dict[str, dict[str, object]] = {
 }
 # Peak LR per size: sweeps/demo.py's table (about 1e-2 x (32 / d_model)^(2/3)).
 LR = {"6xs": 1e-2, "5xs": 8e-3, "4xs": 7e-3, "3.5xs": 5e-3, "3.25xs": 4e-3}
-LR["1x256"] = 2.5e-3  # the same rule carried to width 256
+LR["1x192"] = 3e-3  # the same rule carried to widths 192 and 256
+LR["1x256"] = 2.5e-3
+# Each mechanism's multiple of that table. sweeps/mechanisms_lr.py gridded x0.25-x2
+# for linear and Performer (analysis/mechanisms_lr.py): no multiplier won at every
+# size and the swings were as large as the LR's effect, so all stay at x1.
+LR_MULTIPLIER = {"linear": 1.0, "performer": 1.0}
 COMMON = {
     "train.batch_size": BATCH,
     "train.seq_len": SEQ,
@@ -102,6 +107,7 @@ COMMON = {
     "train.tensorboard": False,
     "train.report_mfu": False,
     "model.max_len": SEQ,
+    "model.dtype": "float32",  # pinned: precision is part of the controlled comparison
     "data.eval_batches": 32,  # 32 x 16 x 128 = 65.5k held-out bytes per eval
 }
 
@@ -117,7 +123,12 @@ def mechanism_trials(name: str, data: str = "shakespeare") -> list:
             TOKENS,
             tokens_per_step=BATCH * SEQ,
             decay_fraction=0.2,
-            overrides={**COMMON, **MECHANISMS[name], "data.name": data, "train.lr": LR[size]},
+            overrides={
+                **COMMON,
+                **MECHANISMS[name],
+                "data.name": data,
+                "train.lr": LR[size] * LR_MULTIPLIER.get(name, 1.0),
+            },
             extra_tags={"mechanism": name, "data": data},
         )
     return trials

@@ -6,7 +6,6 @@ from its (file, key) inputs, and no other number (outside code spans and links) 
 appear. A page with one number typed in by hand fails the same check.
 """
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -14,6 +13,8 @@ import re
 import shutil
 
 import pytest
+
+from attn_jax import configs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RECORDS = (
@@ -31,10 +32,7 @@ NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def _report():
-    spec = importlib.util.spec_from_file_location("report", REPO / "analysis" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return configs.import_file(str(REPO / "analysis" / "report.py"))
 
 
 def unaccounted(report, page) -> list[str]:

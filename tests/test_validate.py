@@ -18,7 +18,7 @@ from attn_jax import configs, validate
 from attn_jax.data import builders, pipeline, tokenizers
 from attn_jax.families import FAMILIES
 from attn_jax.models import SIZES
-from attn_jax.models.lm import DTYPES, LM_POSITIONS
+from attn_jax.models.lm import DTYPE_NAMES, LM_POSITIONS
 from attn_jax.nn.block import NORM_PLACEMENTS
 from attn_jax.nn.norm import NORM_TYPES
 from attn_jax.ops.kernels import KERNELS
@@ -35,7 +35,7 @@ TYPOS = {
     "model.position": ("xpos", LM_POSITIONS),
     "model.norm": ("middle", NORM_PLACEMENTS),
     "model.norm_type": ("batchnorm", NORM_TYPES),
-    "model.dtype": ("float16", DTYPES),
+    "model.dtype": ("float16", DTYPE_NAMES),
     "model.size": ("xxxl", SIZES),
     "model.family": ("gan", FAMILIES),
     "family": ("gan", FAMILIES),

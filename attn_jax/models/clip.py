@@ -46,7 +46,7 @@ from flax import nnx
 from attn_jax.models import flops as lm_flops
 from attn_jax.models import vit as vit_model
 from attn_jax.models.encoder import EncoderConfig
-from attn_jax.models.lm import DTYPES, ArchConfig, Kernel, Score
+from attn_jax.models.lm import ArchConfig, Dtype, Kernel, Score, compute_dtype
 from attn_jax.nn import Block, Embed, Norm, dropout
 from attn_jax.ops.masks import MaskSpec
 
@@ -113,7 +113,7 @@ class CLIPConfig(ArchConfig):
     kernel: Kernel = "xla"
     dropout: float = 0.0
     attn_dropout: float = 0.0
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Dtype = "auto"
     init_temperature: float = 0.07
     max_scale: float = 100.0
 
@@ -256,7 +256,7 @@ class TextTower(nnx.Module):
     def __init__(self, cfg: CLIPConfig, *, rngs: nnx.Rngs):
         self.config = cfg
         tcfg = cfg.text_config()
-        dtype = DTYPES[cfg.dtype]
+        dtype = compute_dtype(cfg.dtype)
         D = tcfg.d_model
         self.embed = Embed(
             cfg.vocab_size, D, position="learned", max_len=cfg.max_len, rngs=rngs, dtype=dtype

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from attn_jax.models.lm import DTYPES, ArchConfig
+from attn_jax.models.lm import ArchConfig, Dtype, compute_dtype
 from attn_jax.nn import Norm
 
 
@@ -60,7 +60,7 @@ class CNNConfig(ArchConfig):
     widths: tuple[int, ...] = (16, 32, 64)
     convs_per_stage: int = 2
     kernel_size: int = 3
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Dtype = "auto"
 
     NAME = "cnn"
 
@@ -124,7 +124,7 @@ class CNN(nnx.Module):
         """Globally average-pooled last-stage features p_BD (float32), D = widths[-1]."""
         del deterministic, dropout_rng  # no dropout: the same call signature as ViT
         cfg = self.config
-        dtype = DTYPES[cfg.dtype]
+        dtype = compute_dtype(cfg.dtype)
         x = jnp.asarray(images_BHWC, dtype)
         i = 0
         for s in range(len(cfg.widths)):

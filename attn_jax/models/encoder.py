@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attn_jax.models import flops as lm_flops
-from attn_jax.models.lm import DTYPES, Activation, ArchConfig, Kernel, Position, Score
+from attn_jax.models.lm import Activation, ArchConfig, Dtype, Kernel, Position, Score, compute_dtype
 from attn_jax.nn import ABSOLUTE_POSITIONS, POSITIONS, Block, Embed, Norm, dropout
 from attn_jax.nn.mlp import ACTIVATIONS
 from attn_jax.ops.masks import MaskSpec
@@ -100,7 +100,7 @@ class EncoderConfig(ArchConfig):
     tie_embeddings: bool = True
     dropout: float = 0.0
     attn_dropout: float = 0.0
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Dtype = "auto"
     rope_base: float = 1e4
     relative_buckets: int = 32
     relative_max_distance: int = 128
@@ -124,7 +124,7 @@ class Encoder(nnx.Module):
     def __init__(self, config: EncoderConfig | Mapping[str, Any], *, rngs: nnx.Rngs):
         cfg = EncoderConfig.from_config(config)
         self.config = cfg
-        dtype = DTYPES[cfg.dtype]
+        dtype = compute_dtype(cfg.dtype)
         D, V = cfg.d_model, cfg.vocab_size
         absolute = cfg.position if cfg.position in ABSOLUTE_POSITIONS else "none"
         relative = cfg.position if cfg.position in POSITIONS else "none"

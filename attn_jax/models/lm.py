@@ -38,8 +38,9 @@ SIZES: dict[str, dict[str, int]] = {
     "3.25xs": dict(d_model=128, num_layers=1, num_heads=8, d_ff=512),  # 197k
     "3xs": dict(d_model=96, num_layers=2, num_heads=3, d_ff=384),  # 222k
     "2xs": dict(d_model=128, num_layers=2, num_heads=4, d_ff=512),  # 394k
-    # 1x256: the one-layer ladder carried past 3.25xs (sweeps/mechanisms.py), so that
-    # one depth spans 1.8 decades of N (wider per layer than the rest of the table).
+    # 1x192, 1x256: the one-layer ladder carried past 3.25xs (sweeps/mechanisms.py), so
+    # that one depth spans 1.8 decades of N (wider per layer than the rest of the table).
+    "1x192": dict(d_model=192, num_layers=1, num_heads=12, d_ff=768),  # 443k
     "1x256": dict(d_model=256, num_layers=1, num_heads=16, d_ff=1024),  # 788k
     "xs": dict(d_model=192, num_layers=3, num_heads=4, d_ff=768),  # 1.33M
     "s": dict(d_model=256, num_layers=4, num_heads=4, d_ff=1024),  # 3.15M
@@ -50,6 +51,26 @@ SIZES: dict[str, dict[str, int]] = {
 
 LM_POSITIONS = tuple(dict.fromkeys(POSITIONS + ABSOLUTE_POSITIONS))
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# A model's `dtype` field: a name in DTYPES, or "auto" (bfloat16 matmuls on GPU and
+# TPU, float32 on CPU; the experiments' default).
+DTYPE_NAMES = (*DTYPES, "auto")
+ACCELERATOR_PLATFORMS = ("gpu", "cuda", "rocm", "tpu")
+Dtype = Literal["float32", "bfloat16", "auto"]
+
+
+def compute_dtype(name: str, platform: str | None = None) -> Any:
+    """The compute dtype a config's `dtype` names; "auto" resolves on the default backend.
+
+    Mixed precision: parameters, norm statistics, softmax and loss stay float32
+    whatever this returns (attn_jax.nn casts up where it matters).
+    """
+    if name == "auto":
+        platform = platform or jax.default_backend()
+        return jnp.bfloat16 if platform in ACCELERATOR_PLATFORMS else jnp.float32
+    if name not in DTYPES:
+        raise ValueError(f"Unknown dtype {name!r}; valid: {', '.join(DTYPE_NAMES)}.")
+    return DTYPES[name]
+
 
 # Typed choices, spelled out for readers and type checkers; tests/models/test_lm.py
 # checks that each equals its registry (LM_POSITIONS, SCORES, KERNELS, ...).
@@ -150,7 +171,8 @@ class LMConfig(ArchConfig):
       tie_embeddings: output head = token embedding transposed (Press & Wolf 2017).
       dropout: residual and embedding dropout.
       attn_dropout: attention-weight dropout.
-      dtype: compute dtype; parameters and logits stay float32.
+      dtype: compute dtype ("float32", "bfloat16", or "auto": bfloat16 on GPU/TPU,
+        float32 on CPU); parameters and logits stay float32.
       rope_base: RoPE frequency base.
       relative_buckets: T5 relative-bias buckets per layer.
       relative_max_distance: T5 bucket range.
@@ -182,7 +204,7 @@ class LMConfig(ArchConfig):
     tie_embeddings: bool = True
     dropout: float = 0.0
     attn_dropout: float = 0.0
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Dtype = "auto"
     rope_base: float = 1e4
     relative_buckets: int = 32
     relative_max_distance: int = 128
@@ -232,7 +254,7 @@ class DecoderLM(nnx.Module):
     def __init__(self, config: LMConfig | Mapping[str, Any], *, rngs: nnx.Rngs):
         cfg = LMConfig.from_config(config)
         self.config = cfg
-        dtype = DTYPES[cfg.dtype]
+        dtype = compute_dtype(cfg.dtype)
         absolute = cfg.position if cfg.position in ABSOLUTE_POSITIONS else "none"
         relative = cfg.position if cfg.position in POSITIONS else "none"
         self.embed = Embed(
@@ -293,7 +315,7 @@ class DecoderLM(nnx.Module):
     def init_cache(self, batch_size: int, max_len: int | None = None) -> list:
         """Empty KV caches, one per layer, of `max_len` (default config.max_len) positions."""
         max_len = max_len or self.config.max_len
-        dtype = DTYPES[self.config.dtype]
+        dtype = compute_dtype(self.config.dtype)
         return [b.attn.init_cache(batch_size, max_len, dtype) for b in self.blocks]
 
     def __call__(

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from attn_jax.models.lm import DTYPES, ArchConfig, Kernel, Position, Score
+from attn_jax.models.lm import ArchConfig, Dtype, Kernel, Position, Score, compute_dtype
 from attn_jax.nn import POSITIONS, Block, Embed, Norm, dropout
 from attn_jax.ops import positions as pos_ops
 
@@ -93,7 +93,7 @@ class Seq2SeqConfig(ArchConfig):
     tie_embeddings: bool = True
     dropout: float = 0.0
     attn_dropout: float = 0.0
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Dtype = "auto"
     rope_base: float = 1e4
     relative_buckets: int = 32
     relative_max_distance: int = 128
@@ -118,7 +118,7 @@ class EncoderDecoder(nnx.Module):
     def __init__(self, config: Seq2SeqConfig | Any, *, rngs: nnx.Rngs):
         cfg = Seq2SeqConfig.from_config(config)
         self.config = cfg
-        dtype = DTYPES[cfg.dtype]
+        dtype = compute_dtype(cfg.dtype)
         relative = cfg.position if cfg.position in POSITIONS else "none"
         # Token table N(0, 1/D), scaled by sqrt(D) on lookup (Vaswani et al. 2017, sec.
         # 3.4): tokens at unit scale beside the unit-scale sinusoids, and a tied head
@@ -229,7 +229,7 @@ class EncoderDecoder(nnx.Module):
     def init_cache(self, batch_size: int, max_len: int | None = None) -> list:
         """Empty decoder self-attention KV caches, one per layer, of `max_len` positions."""
         max_len = max_len or self.config.max_len
-        dtype = DTYPES[self.config.dtype]
+        dtype = compute_dtype(self.config.dtype)
         return [b.attn.init_cache(batch_size, max_len, dtype) for b in self.decoder]
 
     def init_cross_caches(self, enc_BSD: jax.Array) -> list:

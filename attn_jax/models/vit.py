@@ -34,7 +34,7 @@ import numpy as np
 from flax import nnx
 
 from attn_jax.models import flops as lm_flops
-from attn_jax.models.lm import DTYPES, Activation, ArchConfig, Kernel, Score
+from attn_jax.models.lm import Activation, ArchConfig, Dtype, Kernel, Score, compute_dtype
 from attn_jax.nn import Block, Norm, dropout
 from attn_jax.ops.masks import MaskSpec
 
@@ -88,7 +88,7 @@ class ViTConfig(ArchConfig):
     kernel: Kernel = "xla"
     dropout: float = 0.0
     attn_dropout: float = 0.0
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Dtype = "auto"
     norm_eps: float = 1e-6
     bias: bool = False
     activation: Activation = "gelu_tanh"
@@ -173,7 +173,7 @@ class ViT(nnx.Module):
     def __init__(self, config: ViTConfig | Mapping[str, Any], *, rngs: nnx.Rngs):
         cfg = ViTConfig.from_config(config)
         self.config = cfg
-        dtype = DTYPES[cfg.dtype]
+        dtype = compute_dtype(cfg.dtype)
         D, X, T = cfg.d_model, cfg.patch_dim, cfg.num_tokens
         self.patch_w_XD = nnx.Param(
             jax.nn.initializers.lecun_normal()(rngs.params(), (X, D), jnp.float32)
@@ -226,7 +226,7 @@ class ViT(nnx.Module):
     def embed(self, images_BHWC: jnp.ndarray) -> jnp.ndarray:
         """Token embeddings x_BTD: projected patches (after [CLS]) plus positions."""
         cfg = self.config
-        dtype = DTYPES[cfg.dtype]
+        dtype = compute_dtype(cfg.dtype)
         patches_BPX = patchify(jnp.asarray(images_BHWC, dtype), cfg.patch_size)
         x_BPD = jnp.einsum("BPX,XD->BPD", patches_BPX, self.patch_w_XD[...].astype(dtype))
         x_BTD = x_BPD + self.patch_b_D[...].astype(dtype)[None, None, :]

@@ -49,7 +49,7 @@ from flax import nnx
 
 from attn_jax.models import flops as lm_flops
 from attn_jax.models import vit as vit_model
-from attn_jax.models.lm import DTYPES, ArchConfig
+from attn_jax.models.lm import ArchConfig, Dtype, compute_dtype
 from attn_jax.nn import Block, Embed, Norm, dropout
 from attn_jax.ops.masks import MaskSpec
 
@@ -114,7 +114,7 @@ class VQAConfig(ArchConfig):
     kernel: Literal["xla", "blockwise", "auto", "cudnn"] = "xla"
     dropout: float = 0.0
     attn_dropout: float = 0.0
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Dtype = "auto"
 
     NAME = "vqa"
 
@@ -186,7 +186,7 @@ class VQA(nnx.Module):
     def __init__(self, config: VQAConfig | Mapping[str, Any], *, rngs: nnx.Rngs):
         cfg = VQAConfig.from_config(config)
         self.config = cfg
-        dtype = DTYPES[cfg.dtype]
+        dtype = compute_dtype(cfg.dtype)
         D = cfg.d_model
         self.image_encoder = vit_model.ViT(cfg.vit_config, rngs=rngs)  # num_classes 0: no head
         R = cfg.context_registers

@@ -16,8 +16,6 @@ that does not exist) raises `SweepSpecError` here, before anything trains.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.util
 import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -119,7 +117,7 @@ def load_sweep(spec: str) -> Sweep:
     path = find_file(path)
     if not os.path.exists(path):
         raise SweepSpecError(f"No sweep file {path!r} (expected e.g. sweeps/demo.py).")
-    module = _import_file(path, "attn_jax_sweep_")
+    module = configs.import_file(path, "attn_jax_sweep_")
     if not hasattr(module, "get_sweep"):
         raise SweepSpecError(f"{path} has no get_sweep() function returning a Sweep.")
     takes_arg = bool(inspect.signature(module.get_sweep).parameters)
@@ -145,14 +143,6 @@ def _arg_items(arg: str) -> dict[str, str]:
     return items
 
 
-def _import_file(path: str, prefix: str):
-    name = prefix + hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
-
-
 def default_sizes(experiment_path: str | None = None) -> Mapping[str, Any] | None:
     """The SIZES table size names are checked against, or None if there is none.
 
@@ -160,7 +150,7 @@ def default_sizes(experiment_path: str | None = None) -> Mapping[str, Any] | Non
     """
     if experiment_path is not None:
         try:
-            sizes = getattr(_import_file(experiment_path, "attn_jax_sizes_"), "SIZES", None)
+            sizes = getattr(configs.import_file(experiment_path, "attn_jax_sizes_"), "SIZES", None)
         except Exception:  # a broken experiment fails, with its own message, in load_config
             sizes = None
         if sizes is not None:

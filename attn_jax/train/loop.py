@@ -172,7 +172,8 @@ class _Run:
         self._setup_time_budget()
         self.devices_desc = record_lib.describe_devices(devices)
         if tc.get("report_mfu", True):
-            self.peak = metrics_lib.peak_flops(devices)
+            dtype = record_lib.compute_dtype_name(self.config) or "float32"
+            self.peak = metrics_lib.peak_flops(devices, dtype)
         self.writer = metrics_lib.MetricsWriter(
             self.workdir, tensorboard=bool(tc.get("tensorboard", True))
         )

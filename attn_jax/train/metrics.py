@@ -46,11 +46,14 @@ DATASHEET_PEAK_FLOPS = {
 
 
 @functools.cache
-def measured_cpu_peak_flops(n: int = 2048, reps: int = 5) -> float:
-    """Best-of-`reps` f32 matmul FLOP/s of one CPU device, measured once per process."""
+def measured_cpu_peak_flops(n: int = 2048, reps: int = 5, dtype: str = "float32") -> float:
+    """Best-of-`reps` matmul FLOP/s of one CPU device, measured once per process and dtype.
+
+    bfloat16 operands accumulate in float32, as the models' mixed-precision matmuls do.
+    """
     device = jax.local_devices(backend="cpu")[0]
-    a = jax.device_put(jnp.ones((n, n), jnp.float32), device)
-    matmul = jax.jit(lambda x, y: x @ y)
+    a = jax.device_put(jnp.ones((n, n), dtype), device)
+    matmul = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
     matmul(a, a).block_until_ready()
     best = math.inf
     for _ in range(reps):
@@ -60,11 +63,19 @@ def measured_cpu_peak_flops(n: int = 2048, reps: int = 5) -> float:
     return 2.0 * n**3 / best
 
 
-def peak_flops_per_device(device: jax.Device | None = None) -> tuple[float, str]:
-    """(peak FLOP/s, where it came from) for one device."""
+def peak_flops_per_device(
+    device: jax.Device | None = None, dtype: str = "float32"
+) -> tuple[float, str]:
+    """(peak FLOP/s, where it came from) for one device; on CPU measured in `dtype`.
+
+    A CPU's bf16 peak (AVX512-BF16 / AMX) is several times its f32 one, so a
+    mixed-precision run's MFU is against the bf16 matmul; accelerators use the
+    datasheet's dense bf16 figure whatever the dtype.
+    """
     device = device or jax.devices()[0]
     if device.platform == "cpu":
-        return measured_cpu_peak_flops(), "measured f32 matmul"
+        name = "bf16" if jnp.dtype(dtype) == jnp.bfloat16 else "f32"
+        return measured_cpu_peak_flops(dtype=jnp.dtype(dtype).name), f"measured {name} matmul"
     kind = device.device_kind
     for key in sorted(DATASHEET_PEAK_FLOPS, key=len, reverse=True):
         if key.lower() in kind.lower():
@@ -72,13 +83,13 @@ def peak_flops_per_device(device: jax.Device | None = None) -> tuple[float, str]
     return math.nan, f"unknown device kind {kind!r}"
 
 
-def peak_flops(mesh_devices: list) -> tuple[float, str]:
-    """Peak FLOP/s of the devices a run uses.
+def peak_flops(mesh_devices: list, dtype: str = "float32") -> tuple[float, str]:
+    """Peak FLOP/s of the devices a run uses, for matmuls in `dtype`.
 
     Fake CPU devices (--xla_force_host_platform_device_count) share the same
     cores, so on CPU the peak is that of the host, not per fake device.
     """
-    per, source = peak_flops_per_device(mesh_devices[0])
+    per, source = peak_flops_per_device(mesh_devices[0], dtype)
     if mesh_devices[0].platform == "cpu":
         return per, source
     return per * _chips(mesh_devices), source

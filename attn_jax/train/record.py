@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from attn_jax import configs
@@ -36,6 +37,7 @@ FIELDS = (
     "code_version",
     "jax_version",
     "devices",
+    "compute_dtype",  # what model.dtype resolved to on this backend ("auto" -> ...)
     "params_total",
     "params_embedding",
     "params_non_embedding",
@@ -132,6 +134,16 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def compute_dtype_name(config: ml_collections.ConfigDict) -> str | None:
+    """What the config's model.dtype resolves to on this backend, or None without one."""
+    name = configs.flatten(config).get("model.dtype")
+    if name is None:
+        return None
+    from attn_jax.models.lm import compute_dtype
+
+    return jnp.dtype(compute_dtype(name)).name
+
+
 def make_record(config: ml_collections.ConfigDict, **fields: Any) -> dict[str, Any]:
     """Fills identity fields from `config`, the rest from `fields`; all FIELDS present."""
     if fields.get("status") not in STATUSES:
@@ -144,6 +156,7 @@ def make_record(config: ml_collections.ConfigDict, **fields: Any) -> dict[str, A
         "seed": int(config.get("seed", 0)),
         "code_version": code_version(),
         "jax_version": jax.__version__,
+        "compute_dtype": compute_dtype_name(config),
     }
     record.update(fields)
     for name in FIELDS:

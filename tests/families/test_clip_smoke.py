@@ -1,7 +1,6 @@
 """The CLIP family: captions, seeded caption sampling, the eval metrics against a numpy
 reference, and experiments/clip.py:smoke end to end."""
 
-import importlib.util
 import os
 
 import jax
@@ -36,11 +35,7 @@ def _words(tokens_T):
 
 
 def test_captions_name_the_shape_and_colour_and_fit_the_config():
-    spec = importlib.util.spec_from_file_location(
-        "clip_exp", os.path.join(REPO, "experiments/clip.py")
-    )
-    exp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(exp)
+    exp = configs.import_file(os.path.join(REPO, "experiments/clip.py"))
     assert (exp.VOCAB_SIZE, exp.MAX_LEN) == (
         clip_family.vocab_size(),
         clip_family.max_caption_len(),

@@ -1,11 +1,9 @@
 """The MLM family end to end: experiments/mlm.py:smoke through train_and_evaluate, then
 analysis/mlm_downstream.py on that workdir (tiny passage counts)."""
 
-import importlib.util
 import json
 import math
 import os
-import sys
 
 import jax
 import pytest
@@ -53,13 +51,9 @@ def test_smoke_pretrains_end_to_end(smoke_run):
     assert os.path.isdir(os.path.join(workdir, "checkpoints"))
 
 
-def _downstream_module(monkeypatch):
-    path = os.path.join(REPO, "analysis", "mlm_downstream.py")
-    spec = importlib.util.spec_from_file_location("mlm_downstream", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "mlm_downstream", module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
+def _downstream_module():
+    # registered in sys.modules (under a hashed name): its dataclasses look it up there
+    return configs.import_file(os.path.join(REPO, "analysis", "mlm_downstream.py"), register=True)
 
 
 def _with_stand_in_austen(real_load_works):
@@ -84,7 +78,7 @@ def test_downstream_runs_on_the_smoke_workdir(smoke_run, tmp_path, monkeypatch):
     prev = jax.config.values["jax_disable_most_optimizations"]
     jax.config.update("jax_disable_most_optimizations", True)
     try:
-        report = _downstream_module(monkeypatch).main(
+        report = _downstream_module().main(
             [
                 workdir,
                 "--out",

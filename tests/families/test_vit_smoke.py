@@ -1,6 +1,5 @@
 """The ViT family: augmentation and mixup promises, and experiments/vit.py:smoke end to end."""
 
-import importlib.util
 import math
 import os
 
@@ -112,11 +111,7 @@ def test_smoke_trains_end_to_end(smoke_config, tmp_path, fast_compile):
     assert os.path.isdir(os.path.join(str(tmp_path), "checkpoints"))
     # analysis/confusion.py on the same checkpoint: its matrix counts every test image
     # once and its diagonal is the run's own eval accuracy
-    spec = importlib.util.spec_from_file_location(
-        "confusion_cli", os.path.join(REPO, "analysis", "confusion.py")
-    )
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = configs.import_file(os.path.join(REPO, "analysis", "confusion.py"))
     out = cli.main(["--workdir", str(tmp_path), "--out", str(tmp_path / "analysis")])
     counts = np.array(out["confusion"])
     assert counts.sum() == evals["eval_examples"]

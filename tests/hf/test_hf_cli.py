@@ -1,6 +1,5 @@
 """`python -m attn_jax.hf import|export`: the workdir opens in generate and analysis/attention.py."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,18 +10,14 @@ import numpy as np
 import pytest
 from hf_helpers import GPT2, build, param_arrays
 
-from attn_jax import generate, hf
+from attn_jax import configs, generate, hf
 from attn_jax.hf import __main__ as cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _attention_script():
-    spec = importlib.util.spec_from_file_location(
-        "attention_cli", os.path.join(REPO, "analysis", "attention.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = configs.import_file(os.path.join(REPO, "analysis", "attention.py"))
     return module
 
 

@@ -1,7 +1,8 @@
 """What the interp tests share: the repo root, quiet training overrides, the analysis scripts."""
 
-import importlib.util
 import os
+
+from attn_jax import configs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # A smoke run trained for a test: no bar, no TensorBoard, no MFU probe, one device, and only
@@ -17,7 +18,4 @@ QUIET = {
 
 def load_script(name: str):
     """analysis/<name>.py imported as a module (the scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, f"analysis/{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return configs.import_file(os.path.join(REPO, f"analysis/{name}.py"))

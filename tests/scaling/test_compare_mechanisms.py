@@ -9,13 +9,13 @@ model and the frontier are checked against the closed form and the project's FLO
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
 import numpy as np
 import pytest
 
+from attn_jax import configs
 from attn_jax.models.flops import flops_per_token, param_counts
 from attn_jax.scaling import compare, frontier, synthetic
 
@@ -29,10 +29,7 @@ SIGMA = 0.003
 
 
 def _load(name: str, rel: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / rel)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return configs.import_file(str(ROOT / rel), name + "_")
 
 
 def mechanism_records(name, law, *, kappa=2000.0, seed=0, N=N_WIDE, D=D_WIDE, sigma=SIGMA):

@@ -1,19 +1,17 @@
 """analysis/data_efficiency.py reads run records only; sweeps/data_efficiency.py's design."""
 
-import importlib.util
 import json
 import os
 
 import pytest
 
+from attn_jax import configs
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _load(rel):
-    spec = importlib.util.spec_from_file_location(rel.replace("/", "_"), os.path.join(REPO, rel))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return configs.import_file(os.path.join(REPO, rel))
 
 
 def _write(path, accs):

@@ -1,21 +1,18 @@
 """analysis/fit.py end to end on a small synthetic sweep written to tmp_path."""
 
-import importlib.util
 import json
 import pathlib
 
 import numpy as np
 
+from attn_jax import configs
 from attn_jax.scaling import approach3, synthetic
 
 ROOT = pathlib.Path(__file__).parents[2]
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location("fit_cli", ROOT / "analysis" / "fit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return configs.import_file(str(ROOT / "analysis" / "fit.py"))
 
 
 def test_fit_cli_end_to_end(tmp_path, capsys):

@@ -127,7 +127,7 @@ def test_mechanisms_sweep_is_one_design_per_mechanism():
     from attn_jax.models import flops
 
     trials = resolve(load_sweep("sweeps/mechanisms.py"))
-    assert len(trials) == 180  # 6 mechanisms x 6 sizes x (1 stable + 4 branches)
+    assert len(trials) == 210  # 6 mechanisms x 7 sizes x (1 stable + 4 branches)
     by_mech: dict[str, list] = {}
     for t in trials:
         by_mech.setdefault(t.trial.tags["mechanism"], []).append(t)
@@ -135,7 +135,7 @@ def test_mechanisms_sweep_is_one_design_per_mechanism():
     designs = set()
     for _mech, ts in by_mech.items():
         finals = [t for t in ts if t.parent_run_id is not None]
-        assert len(finals) == 24  # 6 sizes x 4 budgets, each the end of its own schedule
+        assert len(finals) == 28  # 7 sizes x 4 budgets, each the end of its own schedule
         designs.add(tuple(sorted((t.trial.tags["size"], t.trial.tags["tokens"]) for t in finals)))
     assert len(designs) == 1  # the same sizes x budgets for every mechanism
     # The kernel options reach the configs, and the FLOPs per token follow the kernel.
@@ -150,7 +150,34 @@ def test_mechanisms_sweep_is_one_design_per_mechanism():
     assert model["softmax"].kernel == "xla"
     assert fpt["local8"] < fpt["local32"] < fpt["softmax"]
     assert fpt["mqa"] < fpt["softmax"]
+    # Precision is pinned (the experiments' default "auto" would be bf16 on a TPU).
+    assert {t.config.model.dtype for t in trials} == {"float32"}
     sub = load_sweep("sweeps/mechanisms.py:mechanisms=softmax+mqa")
     assert {t.tags["mechanism"] for t in sub.trials} == {"softmax", "mqa"}
     with pytest.raises(SweepSpecError, match="Unknown mechanism 'flash'"):
         load_sweep("sweeps/mechanisms.py:mechanisms=softmax+flash")
+
+
+def test_mechanisms_lr_grid_brackets_the_study_lr():
+    """sweeps/mechanisms_lr.py: per mechanism and size, multiples of the study's LR
+    around x1, each a WSD run to the study's second budget (its x1 point is the
+    study's own 2^21 schedule-final point, run from scratch)."""
+    study = resolve(load_sweep("sweeps/mechanisms.py:mechanisms=linear"))
+    grid = resolve(load_sweep("sweeps/mechanisms_lr.py"))
+    assert len(grid) == 2 * 3 * 4
+    assert {t.trial.tags["mechanism"] for t in grid} == {"linear", "performer"}
+    branch = next(
+        t for t in study if t.trial.tags["size"] == "4xs" and t.trial.tags["tokens"] == 2**21
+    )
+    x1 = next(
+        t
+        for t in grid
+        if t.trial.tags["mechanism"] == "linear"
+        and t.trial.tags["size"] == "4xs"
+        and t.trial.tags["lr_multiplier"] == 1.0
+    )
+    for key in ("train.lr", "train.tokens", "train.schedule", "train.decay_fraction"):
+        assert x1.config[key] == branch.config[key], key
+    assert x1.config.model == branch.config.model
+    with pytest.raises(SweepSpecError, match="Unknown mechanism"):
+        load_sweep("sweeps/mechanisms_lr.py:mechanisms=flash")

@@ -39,3 +39,21 @@ def test_cpu_peak_is_the_hosts_measured_matmul():
     assert math.isfinite(peak)
     assert peak > 0
     assert source == "measured f32 matmul"
+
+
+def test_cpu_peak_is_measured_in_the_run_dtype(monkeypatch):
+    """A bf16 run's MFU on CPU is against a bf16 matmul, not the f32 one."""
+    measured = []
+
+    def fake(n=2048, reps=5, dtype="float32"):
+        measured.append(dtype)
+        return {"float32": 3e11, "bfloat16": 1.7e12}[dtype]
+
+    monkeypatch.setattr(metrics, "measured_cpu_peak_flops", fake)
+    cpu = jax.devices("cpu")
+    assert metrics.peak_flops(cpu) == (3e11, "measured f32 matmul")
+    assert metrics.peak_flops(cpu, "bfloat16") == (1.7e12, "measured bf16 matmul")
+    assert measured == ["float32", "bfloat16"]
+    # Accelerators use the datasheet's bf16 figure whatever the dtype.
+    v5e = [_tpu("TPU v5 lite", (0, 0, 0), 0)]
+    assert metrics.peak_flops(v5e, "float32") == metrics.peak_flops(v5e, "bfloat16")
