@@ -51,6 +51,24 @@ KERNEL_SETTINGS = {
     "torch_sdpa": dict(spec=dict(causal=True)),
 }
 QUADRATIC = ("xla", "torch_sdpa_math")
+# Exact kernels: their FLOP rate is printed against the matmul peak.
+EXACT = ("xla", "blockwise", "torch_sdpa")
+
+
+def causal_flops(T: int) -> float:
+    """Matmul FLOPs of exact causal attention fwd+bwd over the T(T+1)/2 pairs it needs.
+
+    Forward q.k and p.v: 2 x 2 H per pair; backward dv, dp, dq, dk: 4 x 2 H per pair
+    (a flash kernel's recomputed q.k not credited). A dense kernel does about twice
+    this (the masked half too); the rate below credits only the causal work.
+    """
+    return 12.0 * B * N * H * T * (T + 1) / 2
+
+
+def _worker_peak() -> dict:
+    from attn_jax.train.metrics import measured_cpu_peak_flops
+
+    return dict(peak_flops=measured_cpu_peak_flops())
 
 
 def _maxrss_bytes() -> int:
@@ -257,6 +275,17 @@ def _approx_main(out_dir: str) -> None:
         json.dump(dict(inputs="random normal q,k,v B=2 T=1024 N=4 H=64", rows=rows), f, indent=1)
 
 
+def _print_ratios(results: list[dict], ours: str, baseline: str) -> None:
+    """`ours` against `baseline` at every T both ran, read the way the numbers go."""
+    times = {(r["kernel"], r["T"]): r["time_s"] for r in results if r["status"] == "ok"}
+    for T in sorted({t for k, t in times if k == ours}):
+        if (baseline, T) not in times:
+            continue
+        ratio = times[(baseline, T)] / times[(ours, T)]
+        word = "faster" if ratio >= 1 else "slower"
+        print(f"{ours} vs {baseline} at T={T}: {max(ratio, 1 / ratio):.2f}x {word}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -281,7 +310,9 @@ def main() -> None:
     if args.worker:
         # Long T: one run, no warm-up, keeps the sweep within minutes.
         repeats = args.repeats if args.T <= 8192 else 0
-        if args.worker == "torch_sdpa":
+        if args.worker == "peak":
+            point = _worker_peak()
+        elif args.worker == "torch_sdpa":
             point = _worker_torch(args.T, repeats)
         else:
             point = _worker_jax(args.worker, args.T, repeats)
@@ -306,6 +337,10 @@ def main() -> None:
         platform.processor(),
     )
     print(f"cpu: {cpu}, {os.cpu_count()} cores; load average at start: {os.getloadavg()}")
+    peak = _run_point("peak", 0, 0, args.timeout_s).get("peak_flops")
+    print(
+        f"f32 matmul peak (2048^3, this machine, now): {(peak or float('nan')) / 1e9:.1f} GFLOP/s"
+    )
     results = []
     for kernel in kernels:
         capped = None
@@ -324,8 +359,13 @@ def main() -> None:
                     capped = f"step took {row['time_s']:.0f} s at T={T} > {args.time_cap_s} s cap"
             results.append(row)
             if row["status"] == "ok":
+                rate = ""
+                if kernel in EXACT:
+                    row["causal_flops_per_s"] = causal_flops(T) / row["time_s"]
+                    share = row["causal_flops_per_s"] / peak if peak else float("nan")
+                    rate = f"{row['causal_flops_per_s'] / 1e9:6.1f} GFLOP/s causal ({share:4.0%} of peak)  "
                 print(
-                    f"{kernel:13s} T={T:6d} time {row['time_s']:8.3f} s  "
+                    f"{kernel:13s} T={T:6d} time {row['time_s']:8.3f} s  {rate}"
                     f"peak RSS +{row['peak_rss_delta_bytes'] / 2**30:6.2f} GiB  "
                     f"XLA temp {(row['xla_temp_bytes'] or 0) / 2**30:6.2f} GiB  "
                     f"load {row['load_avg'][0]:.1f}",
@@ -333,8 +373,12 @@ def main() -> None:
                 )
             else:
                 print(f"{kernel:13s} T={T:6d} {row['status']}: {row.get('reason', '')}", flush=True)
+    _print_ratios(results, "blockwise", "torch_sdpa")
+    peak_end = _run_point("peak", 0, 0, args.timeout_s).get("peak_flops")
+    print(f"f32 matmul peak again at the end: {(peak_end or float('nan')) / 1e9:.1f} GFLOP/s")
     record = dict(
         shape=dict(B=B, N=N, H=H, dtype="float32", causal=True),
+        matmul_peak_flops=[peak, peak_end],
         settings=KERNEL_SETTINGS,
         cpu=cpu,
         cores=os.cpu_count(),
