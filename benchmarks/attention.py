@@ -275,6 +275,25 @@ def _approx_main(out_dir: str) -> None:
         json.dump(dict(inputs="random normal q,k,v B=2 T=1024 N=4 H=64", rows=rows), f, indent=1)
 
 
+def _print_point(kernel: str, T: int, row: dict, peak: float | None) -> None:
+    """One line per point; an exact kernel's causal FLOP rate against the peak."""
+    if row["status"] != "ok":
+        print(f"{kernel:13s} T={T:6d} {row['status']}: {row.get('reason', '')}", flush=True)
+        return
+    rate = ""
+    if kernel in EXACT:
+        row["causal_flops_per_s"] = causal_flops(T) / row["time_s"]
+        share = row["causal_flops_per_s"] / peak if peak else float("nan")
+        rate = f"{row['causal_flops_per_s'] / 1e9:6.1f} GFLOP/s causal ({share:4.0%} of peak)  "
+    print(
+        f"{kernel:13s} T={T:6d} time {row['time_s']:8.3f} s  {rate}"
+        f"peak RSS +{row['peak_rss_delta_bytes'] / 2**30:6.2f} GiB  "
+        f"XLA temp {(row['xla_temp_bytes'] or 0) / 2**30:6.2f} GiB  "
+        f"load {row['load_avg'][0]:.1f}",
+        flush=True,
+    )
+
+
 def _print_ratios(results: list[dict], ours: str, baseline: str) -> None:
     """`ours` against `baseline` at every T both ran, read the way the numbers go."""
     times = {(r["kernel"], r["T"]): r["time_s"] for r in results if r["status"] == "ok"}
@@ -358,21 +377,7 @@ def main() -> None:
                 elif row["time_s"] > args.time_cap_s:
                     capped = f"step took {row['time_s']:.0f} s at T={T} > {args.time_cap_s} s cap"
             results.append(row)
-            if row["status"] == "ok":
-                rate = ""
-                if kernel in EXACT:
-                    row["causal_flops_per_s"] = causal_flops(T) / row["time_s"]
-                    share = row["causal_flops_per_s"] / peak if peak else float("nan")
-                    rate = f"{row['causal_flops_per_s'] / 1e9:6.1f} GFLOP/s causal ({share:4.0%} of peak)  "
-                print(
-                    f"{kernel:13s} T={T:6d} time {row['time_s']:8.3f} s  {rate}"
-                    f"peak RSS +{row['peak_rss_delta_bytes'] / 2**30:6.2f} GiB  "
-                    f"XLA temp {(row['xla_temp_bytes'] or 0) / 2**30:6.2f} GiB  "
-                    f"load {row['load_avg'][0]:.1f}",
-                    flush=True,
-                )
-            else:
-                print(f"{kernel:13s} T={T:6d} {row['status']}: {row.get('reason', '')}", flush=True)
+            _print_point(kernel, T, row, peak)
     _print_ratios(results, "blockwise", "torch_sdpa")
     peak_end = _run_point("peak", 0, 0, args.timeout_s).get("peak_flops")
     print(f"f32 matmul peak again at the end: {(peak_end or float('nan')) / 1e9:.1f} GFLOP/s")

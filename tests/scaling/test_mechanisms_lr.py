@@ -47,7 +47,8 @@ def test_the_mean_over_sizes_chooses_and_the_grid_edge_is_flagged(tmp_path):
     assert out["linear"]["best_per_size"] == {"6xs": 1.0, "4xs": 0.5}
     assert not out["linear"]["at_edge"]
     assert out["linear"]["gain_vs_1"] == pytest.approx((2.33 + 2.25) / 2 - (2.34 + 2.20) / 2)
-    assert out["performer"]["best_multiplier"] == 2.0 and out["performer"]["at_edge"]
+    assert out["performer"]["best_multiplier"] == 2.0
+    assert out["performer"]["at_edge"]
     assert out["performer"]["sizes"] == ["6xs", "4xs"]
     md = (tmp_path / "out" / "mechanisms_lr.md").read_text()
     assert "Chosen: x2 (at the grid's edge)" in md

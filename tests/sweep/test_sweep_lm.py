@@ -162,22 +162,27 @@ def test_mechanisms_lr_grid_brackets_the_study_lr():
     """sweeps/mechanisms_lr.py: per mechanism and size, multiples of the study's LR
     around x1, each a WSD run to the study's second budget (its x1 point is the
     study's own 2^21 schedule-final point, run from scratch)."""
-    study = resolve(load_sweep("sweeps/mechanisms.py:mechanisms=linear"))
+    from attn_jax import configs
+
+    multiplier = configs.import_file("sweeps/mechanisms.py").LR_MULTIPLIER
     grid = resolve(load_sweep("sweeps/mechanisms_lr.py"))
     assert len(grid) == 2 * 3 * 4
     assert {t.trial.tags["mechanism"] for t in grid} == {"linear", "performer"}
-    branch = next(
-        t for t in study if t.trial.tags["size"] == "4xs" and t.trial.tags["tokens"] == 2**21
-    )
-    x1 = next(
-        t
-        for t in grid
-        if t.trial.tags["mechanism"] == "linear"
-        and t.trial.tags["size"] == "4xs"
-        and t.trial.tags["lr_multiplier"] == 1.0
-    )
-    for key in ("train.lr", "train.tokens", "train.schedule", "train.decay_fraction"):
-        assert x1.config[key] == branch.config[key], key
-    assert x1.config.model == branch.config.model
+    for mech in ("linear", "performer"):
+        study = resolve(load_sweep(f"sweeps/mechanisms.py:mechanisms={mech}"))
+        branch = next(
+            t for t in study if t.trial.tags["size"] == "4xs" and t.trial.tags["tokens"] == 2**21
+        )
+        # the grid point at the study's multiplier is the study's own 2^21 point
+        same = next(
+            t
+            for t in grid
+            if t.trial.tags["mechanism"] == mech
+            and t.trial.tags["size"] == "4xs"
+            and t.trial.tags["lr_multiplier"] == multiplier[mech]
+        )
+        for key in ("train.lr", "train.tokens", "train.schedule", "train.decay_fraction"):
+            assert same.config[key] == branch.config[key], (mech, key)
+        assert same.config.model == branch.config.model
     with pytest.raises(SweepSpecError, match="Unknown mechanism"):
         load_sweep("sweeps/mechanisms_lr.py:mechanisms=flash")
