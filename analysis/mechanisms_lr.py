@@ -129,8 +129,9 @@ def main(argv=None) -> int:
     figures = plot(data, result, out)
     payload = {"source": str(args.path), "choices": result, "losses": data, "figures": figures}
     (out / "mechanisms_lr.json").write_text(json.dumps(payload, indent=2, default=str))
-    (out / "mechanisms_lr.md").write_text(markdown(result, data))
-    print(markdown(result, data))
+    table = markdown(result, data)
+    (out / "mechanisms_lr.md").write_text(table)
+    print(table)
     print(f"wrote {out}/mechanisms_lr.json, .md, .png, .svg")
     return 0
 

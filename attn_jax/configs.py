@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,8 +84,6 @@ def import_file(path: str, prefix: str = "attn_jax_file_", *, register: bool = F
     name do not collide; `register` puts it in sys.modules (dataclasses and pickle
     look modules up there).
     """
-    import sys
-
     name = prefix + hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
