@@ -100,6 +100,12 @@ LR["1x256"] = 2.5e-3
 # (and at 2 of 3 sizes), so linear runs at x0.5; the Performer's best (x2, at the
 # grid's edge) rested on one run, so it stays at x1 with the other mechanisms.
 LR_MULTIPLIER = {"linear": 0.5, "performer": 1.0}
+# Seeds per mechanism (default 1). Linear's and the Performer's learning curves
+# plateau and then drop at a step that depends on seed and LR (sweeps/mechanisms_lr.py
+# measured swings of up to 0.29 nats between neighbouring LRs), so their points get
+# three seeds; the fit takes every seed's point and the held-out check scores the
+# seed mean. `max_seeds=N` caps the count (to run the study in stages).
+SEEDS = {"linear": 3, "performer": 3}
 COMMON = {
     "train.batch_size": BATCH,
     "train.seq_len": SEQ,
@@ -116,10 +122,16 @@ COMMON = {
 }
 
 
-def mechanism_trials(name: str, data: str = "shakespeare") -> list:
-    """The stable runs and cooldown branches of one mechanism, tagged `mechanism`."""
+def mechanism_trials(name: str, data: str = "shakespeare", max_seeds: int = 0) -> list:
+    """The stable runs and cooldown branches of one mechanism, tagged `mechanism`.
+
+    `max_seeds` > 0 caps the mechanism's SEEDS count.
+    """
     if name not in MECHANISMS:
         raise SweepSpecError(f"Unknown mechanism {name!r}; valid: {', '.join(MECHANISMS)}.")
+    n_seeds = SEEDS.get(name, 1)
+    if max_seeds > 0:
+        n_seeds = min(n_seeds, max_seeds)
     trials = []
     for size in SIZES:
         trials += designs.wsd_branches(
@@ -127,6 +139,7 @@ def mechanism_trials(name: str, data: str = "shakespeare") -> list:
             TOKENS,
             tokens_per_step=BATCH * SEQ,
             decay_fraction=0.2,
+            seeds=range(n_seeds),
             overrides={
                 **COMMON,
                 **MECHANISMS[name],
@@ -140,9 +153,11 @@ def mechanism_trials(name: str, data: str = "shakespeare") -> list:
 
 def get_sweep(arg: str | None = None) -> Sweep:
     """`mechanisms=a+b` picks a subset (default all); `data=austen` the second corpus."""
-    arg = configs.parse_arg(arg, mechanisms="+".join(MECHANISMS), data="shakespeare")
+    arg = configs.parse_arg(arg, mechanisms="+".join(MECHANISMS), data="shakespeare", max_seeds=0)
+    if arg.max_seeds < 0:
+        raise SweepSpecError(f"max_seeds must be >= 0 (0: no cap), got {arg.max_seeds}.")
     names = [m for m in arg.mechanisms.split("+") if m]
-    trials = [t for m in names for t in mechanism_trials(m, arg.data)]
+    trials = [t for m in names for t in mechanism_trials(m, arg.data, arg.max_seeds)]
     suffix = "" if arg.data == "shakespeare" else f"_{arg.data}"
     return Sweep(
         name=f"mechanisms{suffix}",

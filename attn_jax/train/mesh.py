@@ -197,6 +197,22 @@ def param_shardings(tree, mesh: Mesh):
     return jax.tree.map(lambda x: NamedSharding(mesh, _param_spec(np.shape(x), fsdp)), tree)
 
 
+def process0_value(value: int) -> int:
+    """Process 0's integer `value`, on every process; `value` itself in a one-process run.
+
+    What a process decides from its own clock (a time limit reached, a time
+    budget's step count) must be decided once in a multi-process run: two
+    processes whose clocks disagree by a step would leave a collective one step
+    apart and hang. This is a collective itself (every process must call it at
+    the same step), so the loop calls it only at agreed steps.
+    """
+    if jax.process_count() == 1:
+        return int(value)
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.asarray(value, np.int32)))
+
+
 def global_batch_size(local_batch_size: int) -> int:
     return local_batch_size * jax.process_count()
 

@@ -29,6 +29,8 @@ from dist_helpers import (
     wait_until,
 )
 
+from attn_jax import launch
+
 pytestmark = pytest.mark.slow
 
 
@@ -164,3 +166,62 @@ def test_sigterm_to_the_launcher_preempts_every_process(tmp_path):
         if line.strip().endswith(",") and '"steps":' in line
     ]
     assert steps == [str(record["steps"])] * 2, log.read_text()
+
+
+def _start_skewed(n, args, tmp_path, tag, rate):
+    """Like start_processes, through skewed_clock.py: process 1's loop clock runs `rate`x fast."""
+    address = f"127.0.0.1:{launch.free_port()}"
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "skewed_clock.py")
+    procs = []
+    for i in range(n):
+        env = launch.process_env(i, n, address, devices_per_process=1)
+        env["ATTN_JAX_TEST_CLOCK_RATE"] = str(rate)
+        procs.append(start([sys.executable, script, *args], env, tmp_path / f"{tag}.p{i}.log"))
+    return procs
+
+
+def _run_skewed(tmp_path, args, rate=20.0):
+    logs = _logs(tmp_path, "skew")
+    procs = _start_skewed(2, args, tmp_path, "skew", rate)
+    try:
+        codes = wait_all(procs, logs, timeout_s=150)
+    finally:
+        kill(procs)
+    assert codes == [0, 0], codes
+    return [printed_record(log) for log in logs]
+
+
+def test_time_limit_is_read_on_process_0s_clock(tmp_path):
+    """Process 1's clock runs 1000x fast: alone it would stop after its first step and
+    leave process 0 waiting in the next collective. Both stop where process 0's clock
+    says, 30 s into the run (the smoke model's first step, compile included, takes
+    a few seconds)."""
+    run = tmp_path / "run"
+    args = main_args(
+        run,
+        "--config.train.steps=100000",
+        "--config.train.checkpoint_every=0",
+        "--config.train.time_limit_s=30",
+    )
+    printed = _run_skewed(tmp_path, args, rate=1000.0)
+    assert [p["status"] for p in printed] == ["preempted", "preempted"]
+    assert printed[0]["steps"] == printed[1]["steps"]
+    assert printed[0]["steps"] > 1, "process 0's limit came before its first step ended"
+    record = summary(run)
+    assert record["status"] == "preempted"
+    assert checkpoint_steps(run) == [record["steps"]]
+
+
+def test_time_budget_runs_process_0s_plan(tmp_path):
+    """With process 1's clock 20x fast its own plan would be about 20x shorter (and its
+    first plan, which times an evaluation, would come at another step): both run
+    process 0's plan to the end of the schedule."""
+    run = tmp_path / "run"
+    args = main_args(run, "--config.train.time_budget_s=30", "--config.train.checkpoint_every=0")
+    printed = _run_skewed(tmp_path, args)
+    assert [p["status"] for p in printed] == ["done", "done"]
+    assert printed[0]["steps"] == printed[1]["steps"]
+    record = summary(run)
+    plans = record["time_budget"]["plans"]
+    assert len(plans) == 2
+    assert record["steps"] == plans[-1]["steps"] == record["time_budget"]["steps_planned"]

@@ -127,7 +127,8 @@ def test_mechanisms_sweep_is_one_design_per_mechanism():
     from attn_jax.models import flops
 
     trials = resolve(load_sweep("sweeps/mechanisms.py"))
-    assert len(trials) == 210  # 6 mechanisms x 7 sizes x (1 stable + 4 branches)
+    # 6 mechanisms x 7 sizes x (1 stable + 4 branches), linear and Performer x 3 seeds
+    assert len(trials) == 350
     by_mech: dict[str, list] = {}
     for t in trials:
         by_mech.setdefault(t.trial.tags["mechanism"], []).append(t)
@@ -135,8 +136,13 @@ def test_mechanisms_sweep_is_one_design_per_mechanism():
     designs = set()
     for _mech, ts in by_mech.items():
         finals = [t for t in ts if t.parent_run_id is not None]
-        assert len(finals) == 28  # 7 sizes x 4 budgets, each the end of its own schedule
-        designs.add(tuple(sorted((t.trial.tags["size"], t.trial.tags["tokens"]) for t in finals)))
+        seeds = sorted({t.trial.tags["seed"] for t in finals})
+        assert seeds == list(range(3 if _mech in ("linear", "performer") else 1))
+        # 7 sizes x 4 budgets per seed, each the end of its own schedule
+        assert len(finals) == 28 * len(seeds)
+        sizes_budgets = {(t.trial.tags["size"], t.trial.tags["tokens"]) for t in finals}
+        assert len(sizes_budgets) == 28
+        designs.add(tuple(sorted(sizes_budgets)))
     assert len(designs) == 1  # the same sizes x budgets for every mechanism
     # The kernel options reach the configs, and the FLOPs per token follow the kernel.
     fpt = {
@@ -156,6 +162,16 @@ def test_mechanisms_sweep_is_one_design_per_mechanism():
     assert {t.tags["mechanism"] for t in sub.trials} == {"softmax", "mqa"}
     with pytest.raises(SweepSpecError, match="Unknown mechanism 'flash'"):
         load_sweep("sweeps/mechanisms.py:mechanisms=softmax+flash")
+    # A staged run: max_seeds caps the seeds; seed 0's run ids do not depend on it.
+    staged = resolve(load_sweep("sweeps/mechanisms.py:mechanisms=linear,max_seeds=1"))
+    assert {t.trial.tags["seed"] for t in staged} == {0}
+    assert {t.run_id for t in staged} == {
+        t.run_id
+        for t in trials
+        if t.trial.tags["mechanism"] == "linear" and t.trial.tags["seed"] == 0
+    }
+    with pytest.raises(SweepSpecError, match="max_seeds"):
+        load_sweep("sweeps/mechanisms.py:mechanisms=linear,max_seeds=-1")
 
 
 def test_mechanisms_lr_grid_brackets_the_study_lr():
