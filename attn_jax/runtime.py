@@ -58,6 +58,10 @@ def ensure_malloc_tunables(argv: list[str] | None = None) -> None:
     os.execve(sys.executable, [sys.executable, *args[1:]], env)
 
 
+CACHE_MAX_BYTES_ENV = "ATTN_JAX_COMPILATION_CACHE_MAX_BYTES"
+DEFAULT_CACHE_MAX_BYTES = 2**30
+
+
 def enable_compilation_cache(path: str) -> bool:
     """Turns on JAX's persistent compilation cache at `path` for this process.
 
@@ -68,6 +72,10 @@ def enable_compilation_cache(path: str) -> bool:
     compile in under a second each, which is still most of a short trial).
     Hits and misses are counted by JAX's own monitoring events
     (`/jax/compilation_cache/cache_hits`, `.../cache_misses`).
+
+    The cache is bounded: JAX evicts the least recently used programs once it
+    holds more than `ATTN_JAX_COMPILATION_CACHE_MAX_BYTES` (default 1 GiB; -1 =
+    unbounded), so a sweep directory reused for months does not fill the disk.
 
     Set `ATTN_JAX_COMPILATION_CACHE=0` to leave it off. Returns whether it is on.
     The cache is trusted code: keep `path` somewhere only you can write.
@@ -84,6 +92,11 @@ def enable_compilation_cache(path: str) -> bool:
         # A process that already compiled with another (or no) cache dir keeps
         # its first choice until the cache is reset.
         compilation_cache.reset_cache()
+    max_bytes = int(os.environ.get(CACHE_MAX_BYTES_ENV, DEFAULT_CACHE_MAX_BYTES))
+    if max_bytes == 0 or max_bytes < -1:
+        raise ValueError(f"{CACHE_MAX_BYTES_ENV} must be > 0 or -1 (unbounded), got {max_bytes}.")
+    # Read when the cache is first used (the first compile after reset_cache).
+    jax.config.update("jax_compilation_cache_max_size", max_bytes)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return True

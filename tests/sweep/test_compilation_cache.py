@@ -36,3 +36,49 @@ def test_second_trial_of_a_shape_compiles_nothing(tmp_path):
         _sweep(), str(tmp_path / "off"), executor="local", progress=False, compilation_cache=False
     )
     assert all("compilation_cache" not in r for r in off)
+
+
+_FILL = """
+import os, sys
+import jax, jax.numpy as jnp
+from attn_jax import runtime
+runtime.enable_compilation_cache(sys.argv[1])
+for i in range(8):  # 8 distinct programs
+    jax.jit(lambda x, i=i: jnp.sin(x) * i + jnp.cos(x) ** (i + 1)).lower(jnp.ones(64)).compile()
+"""
+
+
+def _cache_files(path):
+    return [os.path.join(path, n) for n in os.listdir(path) if n.endswith("-cache")]
+
+
+def test_the_cache_is_bounded(tmp_path):
+    """Past ATTN_JAX_COMPILATION_CACHE_MAX_BYTES the least recently used programs go;
+    -1 keeps everything (a fresh process each, as a sweep's trials are)."""
+    import subprocess
+    import sys
+
+    sizes = {}
+    for cap in ("-1", "cap"):
+        path = str(tmp_path / cap)
+        env = dict(os.environ)
+        if cap == "cap":
+            one = max(os.path.getsize(f) for f in _cache_files(str(tmp_path / "-1")))
+            cap_bytes = 3 * one + one // 2  # room for three programs
+            env["ATTN_JAX_COMPILATION_CACHE_MAX_BYTES"] = str(cap_bytes)
+        else:
+            env["ATTN_JAX_COMPILATION_CACHE_MAX_BYTES"] = "-1"
+        subprocess.run([sys.executable, "-c", _FILL, path], env=env, check=True, cwd=REPO)
+        sizes[cap] = [os.path.getsize(f) for f in _cache_files(path)]
+    assert len(sizes["-1"]) >= 8  # the 8 programs (and the small ones jnp.ones compiles)
+    assert 0 < len(sizes["cap"]) <= 4
+    assert sum(sizes["cap"]) <= cap_bytes
+    bad = dict(os.environ, ATTN_JAX_COMPILATION_CACHE_MAX_BYTES="0")
+    proc = subprocess.run(
+        [sys.executable, "-c", _FILL, str(tmp_path / "bad")],
+        env=bad,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "ATTN_JAX_COMPILATION_CACHE_MAX_BYTES must be > 0 or -1" in proc.stderr
