@@ -95,11 +95,33 @@ def enable_compilation_cache(path: str) -> bool:
     max_bytes = int(os.environ.get(CACHE_MAX_BYTES_ENV, DEFAULT_CACHE_MAX_BYTES))
     if max_bytes == 0 or max_bytes < -1:
         raise ValueError(f"{CACHE_MAX_BYTES_ENV} must be > 0 or -1 (unbounded), got {max_bytes}.")
+    if max_bytes > 0:
+        _stamp_unaged_entries(path)
     # Read when the cache is first used (the first compile after reset_cache).
     jax.config.update("jax_compilation_cache_max_size", max_bytes)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return True
+
+
+def _stamp_unaged_entries(path: str) -> None:
+    """Gives every cached program without one an access-time file (its mtime).
+
+    JAX's evicting cache keeps `<key>-atime` beside each `<key>-cache` and fails
+    every write ("Error writing persistent compilation cache entry") in a
+    directory filled while eviction was off, where those files are missing.
+    """
+    import filelock
+
+    with filelock.FileLock(os.path.join(path, ".lockfile")):  # the lock JAX's cache takes
+        for name in os.listdir(path):
+            if not name.endswith("-cache"):
+                continue
+            atime = os.path.join(path, name[: -len("-cache")] + "-atime")
+            if not os.path.exists(atime):
+                stamp = os.stat(os.path.join(path, name)).st_mtime_ns
+                with open(atime, "wb") as f:
+                    f.write(stamp.to_bytes(8, "little"))
 
 
 _CACHE_EVENTS = {

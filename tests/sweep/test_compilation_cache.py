@@ -43,7 +43,8 @@ import os, sys
 import jax, jax.numpy as jnp
 from attn_jax import runtime
 runtime.enable_compilation_cache(sys.argv[1])
-for i in range(8):  # 8 distinct programs
+first = int(sys.argv[2])
+for i in range(first, first + 8):  # 8 distinct programs
     jax.jit(lambda x, i=i: jnp.sin(x) * i + jnp.cos(x) ** (i + 1)).lower(jnp.ones(64)).compile()
 """
 
@@ -52,33 +53,35 @@ def _cache_files(path):
     return [os.path.join(path, n) for n in os.listdir(path) if n.endswith("-cache")]
 
 
-def test_the_cache_is_bounded(tmp_path):
-    """Past ATTN_JAX_COMPILATION_CACHE_MAX_BYTES the least recently used programs go;
-    -1 keeps everything (a fresh process each, as a sweep's trials are)."""
+def _fill(path, first, max_bytes):
     import subprocess
     import sys
 
-    sizes = {}
-    for cap in ("-1", "cap"):
-        path = str(tmp_path / cap)
-        env = dict(os.environ)
-        if cap == "cap":
-            one = max(os.path.getsize(f) for f in _cache_files(str(tmp_path / "-1")))
-            cap_bytes = 3 * one + one // 2  # room for three programs
-            env["ATTN_JAX_COMPILATION_CACHE_MAX_BYTES"] = str(cap_bytes)
-        else:
-            env["ATTN_JAX_COMPILATION_CACHE_MAX_BYTES"] = "-1"
-        subprocess.run([sys.executable, "-c", _FILL, path], env=env, check=True, cwd=REPO)
-        sizes[cap] = [os.path.getsize(f) for f in _cache_files(path)]
-    assert len(sizes["-1"]) >= 8  # the 8 programs (and the small ones jnp.ones compiles)
-    assert 0 < len(sizes["cap"]) <= 4
-    assert sum(sizes["cap"]) <= cap_bytes
-    bad = dict(os.environ, ATTN_JAX_COMPILATION_CACHE_MAX_BYTES="0")
-    proc = subprocess.run(
-        [sys.executable, "-c", _FILL, str(tmp_path / "bad")],
-        env=bad,
+    env = dict(os.environ, ATTN_JAX_COMPILATION_CACHE_MAX_BYTES=str(max_bytes))
+    return subprocess.run(
+        [sys.executable, "-c", _FILL, str(path), str(first)],
+        env=env,
+        cwd=REPO,
         capture_output=True,
         text=True,
     )
+
+
+def test_the_cache_is_bounded(tmp_path):
+    """Past ATTN_JAX_COMPILATION_CACHE_MAX_BYTES the least recently used programs go
+    (a fresh process each, as a sweep's trials are), also in a directory filled
+    while the cache was unbounded (-1); a cap of 0 is an error."""
+    path = tmp_path / "cache"
+    assert _fill(path, 0, -1).returncode == 0
+    unbounded = [os.path.getsize(f) for f in _cache_files(path)]
+    assert len(unbounded) >= 8  # the 8 programs (and the small ones jnp.ones compiles)
+    cap = 3 * max(unbounded) + max(unbounded) // 2  # room for three programs
+    proc = _fill(path, 100, cap)  # 8 new programs into the full directory
+    assert proc.returncode == 0, proc.stderr
+    assert "Error writing persistent compilation cache" not in proc.stderr
+    sizes = [os.path.getsize(f) for f in _cache_files(path)]
+    assert 0 < len(sizes) <= 4
+    assert sum(sizes) <= cap
+    proc = _fill(tmp_path / "bad", 0, 0)
     assert proc.returncode != 0
     assert "ATTN_JAX_COMPILATION_CACHE_MAX_BYTES must be > 0 or -1" in proc.stderr
