@@ -229,7 +229,9 @@ class _SweepRun:
         orphans = []
         for t in todo:
             parent = t.parent_run_id
-            if parent is None or (parent not in pending and _status(latest, parent) == "done"):
+            if parent is None or (
+                parent not in pending and _can_branch_from(latest.get(parent), t)
+            ):
                 self.queue.append(t)
             elif parent in pending:
                 self.blocked.setdefault(parent, []).append(t)
@@ -262,17 +264,23 @@ class _SweepRun:
         self.bar.set_postfix_str(f"trials {len(self.done_ids)}/{len(self.trials)}")
         self.note(_line(status, t, record, extra))
         children = self.blocked.pop(t.run_id, [])
-        if status == "done":
-            self.queue.extend(children)
-            self._sort()
-        else:
-            for child in children:
+        parent = {**(record or {}), "status": status}
+        for child in children:
+            if _can_branch_from(parent, child):
+                self.queue.append(child)
+            else:
                 self._fail_branch(child, t.run_id, status)
+        self._sort()
 
     def _fail_branch(self, t: ResolvedTrial, parent: str, status: str | None) -> None:
+        where = (
+            f"at or before step {t.trial.branch_step}"
+            if status == "diverged"
+            else f"{status or 'without a record'}"
+        )
         error = (
-            f"not run: its parent trial {parent} ended {status or 'without a record'}, so "
-            "there is no checkpoint to branch from; fix the parent and rerun with --retry-failed."
+            f"not run: its parent trial {parent} ended {where}, so there is no checkpoint "
+            "to branch from; fix the parent and rerun with --retry-failed."
         )
         record = worker.failed_record(self.task(t), error, 0)
         store.append_result(self.out, record)
@@ -348,6 +356,23 @@ class _SweepRun:
             else:
                 still.append(t)
         self.waiting = still
+
+
+def _can_branch_from(parent: Mapping[str, Any] | None, t: ResolvedTrial) -> bool:
+    """Whether branch `t` can start from its parent's record `parent`.
+
+    A done parent, yes. A diverged one too when it diverged after the branch's step:
+    the loop checks each step's loss before saving and saves every branch step
+    it passes (train.keep_steps), so that checkpoint exists and precedes the NaN;
+    the record's `steps` is where the run stopped.
+    """
+    if parent is None:
+        return False
+    if parent.get("status") == "done":
+        return True
+    return parent.get("status") == "diverged" and t.trial.branch_step < int(
+        parent.get("steps") or 0
+    )
 
 
 def _status(latest: Mapping[str, Mapping[str, Any]], run_id: str) -> str | None:

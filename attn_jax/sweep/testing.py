@@ -8,6 +8,7 @@ failure modes the runner must survive:
   step_seconds: simulated compute per step (so a test can kill it mid-trial)
   crash_attempts: raise on the first this-many attempts (counts starts)
   diverge: report status "diverged" with a NaN loss
+  diverge_at_step: stop at this step as diverged (its checkpoint is the step before)
   hard_exit: kill the process outright (as an OOM kill or a segfault would)
   pause_at_step, notify_fifo: on its first start, after checkpointing step
     `pause_at_step`, write "paused" to the FIFO `notify_fifo` and block until
@@ -92,7 +93,10 @@ def fake_train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
 
     begin = time.time()
     step_seconds = float(fake.get("step_seconds", 0.0))
+    diverge_at = int(fake.get("diverge_at_step", 0) or 0)
     while state["step"] < steps:
+        if diverge_at and state["step"] + 1 >= diverge_at:
+            break  # this step's loss is NaN: not checkpointed, as the real loop does
         if step_seconds:
             time.sleep(step_seconds)  # stands in for a train step
         state = {"step": state["step"] + 1}
@@ -106,7 +110,9 @@ def fake_train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
                 _pause(str(fake.notify_fifo))
 
     params = 12 * d_model * d_model * int(config.model.num_layers)
-    diverged = bool(fake.get("diverge", False))
+    diverged = bool(fake.get("diverge", False)) or (0 < diverge_at <= steps)
+    if diverge_at and diverged:
+        steps = diverge_at
     loss = None if diverged else fake_loss(d_model, steps, lr)
     tokens = steps * tokens_per_step
     record = {
@@ -123,6 +129,7 @@ def fake_train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
         "train_flops": 6.0 * params * tokens,
         "train_flops_6nd": 6.0 * params * tokens,
         "status": "diverged" if diverged else "done",
+        "steps": steps,
         "final_train_loss": loss,
         "eval": {"loss": None if diverged else loss + 0.05},
         "best_eval_loss": None if diverged else loss + 0.05,

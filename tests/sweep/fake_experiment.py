@@ -49,6 +49,7 @@ def get_config(arg=None):
             step_seconds=0.0,
             crash_attempts=0,
             diverge=False,
+            diverge_at_step=0,
             hard_exit=False,
             pause_at_step=0,
             notify_fifo="",

@@ -1,6 +1,7 @@
 """WSD cooldown branches in the sweep: the design, the runner's parent -> branch
 order, a failed parent's branches, and `sweep plan` showing who branches off whom."""
 
+import dataclasses
 import os
 
 import pytest
@@ -118,6 +119,40 @@ def test_failed_parent_fails_its_branches_with_a_note(tmp_path):
                 os.path.join(store.trial_dir(str(tmp_path), r["run_id"]), "starts.log")
             )
     assert {r["status"] for r in records if r["sweep"]["tags"]["size"] == "xs"} == {"done"}
+
+
+def test_branches_before_a_parents_divergence_still_run(tmp_path):
+    """A stable run that diverges at step 20 has saved its branch steps 8 and 16 (never
+    a NaN state): those branches run from them; the one from step 32 cannot."""
+    sweep = branch_sweep()
+    trials, parent = [], None
+    for t in sweep.trials:  # size s's parent alone diverges, at step 20
+        if t.tags["size"] == "s" and t.parent is None:
+            parent = t = dataclasses.replace(
+                t, overrides={**t.overrides, "fake.diverge_at_step": 20}
+            )
+        elif t.tags["size"] == "s":
+            t = dataclasses.replace(t, parent=parent)
+        trials.append(t)
+    sweep = dataclasses.replace(sweep, trials=trials)
+    records = run_sweep(sweep, str(tmp_path), trainer=FAKE_TRAINER, progress=False)
+    s = {
+        r["sweep"]["tags"].get("branch_step"): r
+        for r in records
+        if r["sweep"]["tags"]["size"] == "s"
+    }
+    assert s[None]["status"] == "diverged"
+    assert s[None]["steps"] == 20
+    assert s[8]["status"] == s[16]["status"] == "done"
+    assert _starts(tmp_path, s[8]["run_id"]) == [8]
+    assert _starts(tmp_path, s[16]["run_id"]) == [16]
+    assert s[32]["status"] == "failed"
+    assert "ended at or before step 32" in s[32]["error"]
+    # Resumed with --retry-failed the same holds: the runner reads the parent's record.
+    again = run_sweep(sweep, str(tmp_path), trainer=FAKE_TRAINER, progress=False, retry_failed=True)
+    assert sorted(r["status"] for r in again if r["sweep"]["tags"]["size"] == "s") == sorted(
+        r["status"] for r in s.values()
+    )
 
 
 def test_plan_lists_branches_with_their_parents(tmp_path, capsys):
