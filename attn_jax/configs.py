@@ -202,10 +202,12 @@ def train_config(unit: str = "tokens", **overrides) -> ml_collections.ConfigDict
         num_devices=0,  # use the first n devices (0 = all; e.g. 1 to compare with 8)
         distributed=False,  # jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
         max_loss=20.0,  # a train loss above this (or NaN) stops the run as diverged
-        time_limit_s=0.0,  # > 0: stop as preempted (checkpointed) after this many seconds
+        # > 0: stop as preempted (checkpointed) after this many seconds (multi-process:
+        # on process 0's clock, checked at log steps)
+        time_limit_s=0.0,
         # > 0: plan the step count so the schedule and the final eval end by this many
         # seconds of process wall time (attn_jax.train.time_budget); train.steps is
-        # then ignored
+        # then ignored (multi-process: every process runs process 0's plan)
         time_budget_s=0.0,
         stop_after_steps=0,  # > 0: stop as preempted after this many steps of this process
         progress_bar=True,
