@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import signal
 import threading
 
@@ -25,6 +25,7 @@ class Preemption:
     def __init__(self):
         self.event = threading.Event()
         self._previous = None
+        self._sync_error: Exception | None = None
 
     def __enter__(self):
         if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
@@ -37,11 +38,21 @@ class Preemption:
         return False
 
     def requested(self, step: int) -> bool:
-        if jax.process_count() > 1:
+        if jax.process_count() > 1 and self._sync_error is None:
             # All hosts must agree on the step at which they stop and save.
             from jax.experimental import multihost_utils
 
-            with contextlib.suppress(Exception):
+            try:
                 if multihost_utils.reached_preemption_sync_point(step):
                     return True
+            except Exception as e:  # e.g. no preemption sync manager in this runtime
+                # Said once, then not asked again: a silent failure every step would
+                # leave the run without preemption handling and nobody the wiser.
+                self._sync_error = e
+                logging.warning(
+                    "Preemption sync point unavailable (%s: %s): a SIGTERM will not stop "
+                    "this multi-process run at a common step.",
+                    type(e).__name__,
+                    e,
+                )
         return self.event.is_set()

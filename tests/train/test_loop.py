@@ -158,3 +158,28 @@ def test_sigterm_requests_preemption_and_handler_is_restored():
         signal.raise_signal(signal.SIGTERM)  # what a scheduler sends before killing a job
         assert preemption.requested(1)
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_unavailable_sync_point_is_said_once(monkeypatch, caplog):
+    """Multi-process without a preemption sync manager: a warning, once, not an error
+    swallowed at every step (which hid that SIGTERM would not stop the run together)."""
+    import logging
+
+    import jax
+    from jax.experimental import multihost_utils
+
+    calls = []
+
+    def no_manager(step):
+        calls.append(step)
+        raise RuntimeError("preemption sync manager has not been initialized")
+
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(multihost_utils, "reached_preemption_sync_point", no_manager)
+    with caplog.at_level(logging.WARNING), Preemption() as preemption:
+        assert not preemption.requested(1)
+        assert not preemption.requested(2)
+    assert calls == [1]
+    said = [r.getMessage() for r in caplog.records if "sync point unavailable" in r.getMessage()]
+    assert len(said) == 1
+    assert "has not been initialized" in said[0]
