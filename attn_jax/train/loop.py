@@ -227,8 +227,6 @@ class _Run:
             self.timing["paused"] += time.time() - paused
             planner.exclude(time.time() - paused)
         total = planner.plan(self.step, time_lib.elapsed(self.start))
-        if jax.process_count() > 1:  # every process runs process 0's plan
-            total = planner.plans[-1]["steps"] = mesh_lib.process0_value(total)
         self.loop_state["time_plans"] = planner.plans
         logging.info("Time budget: plan %d -> %d steps", len(planner.plans), total)
         if total != self.steps_total:
@@ -295,7 +293,7 @@ class _Run:
                 if self.step < self.steps_total and (
                     preemption.requested(self.step)
                     or (stop_after and self.step - first_step >= stop_after)
-                    or self._past_time_limit(time_limit, log_every)
+                    or preemption.past_time_limit(self.step, self.start, time_limit, log_every)
                 ):
                     status = "preempted"
                     break
@@ -324,30 +322,8 @@ class _Run:
             if planner.plans:
                 planner.compile_s = time.time() - dispatched
             planner.start_window(self.step)
-        elif self._plan_due():
+        elif planner.due(self.step):
             self._plan()
-
-    def _plan_due(self) -> bool:
-        """Whether the time budget's planner plans at this step; process 0 decides.
-
-        The first plan waits for a time window (a clock), so with several processes
-        process 0's answer is broadcast at each step until then; the re-plan's step
-        follows from the first plan's numbers, the same on every process.
-        """
-        due = self.planner.due(self.step)
-        if jax.process_count() > 1 and not self.planner.plans:
-            due = bool(mesh_lib.process0_value(due))
-        return due
-
-    def _past_time_limit(self, time_limit: float, log_every: int) -> bool:
-        """train.time_limit_s reached (on process 0's clock, at log steps, when multi-process)."""
-        if not time_limit:
-            return False
-        if jax.process_count() == 1:
-            return time.time() - self.start > time_limit
-        if self.step % log_every:
-            return False  # the broadcast is a collective: only at steps all processes share
-        return bool(mesh_lib.process0_value(time.time() - self.start > time_limit))
 
     def _consume(self, pending, window: list, log_every: int, flush: bool = False) -> bool:
         """Fetches a finished step's metrics; logs; returns False if the loss diverged."""

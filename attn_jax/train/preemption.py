@@ -1,12 +1,16 @@
-"""SIGTERM and the multi-host preemption sync point, checked once per step by the loop."""
+"""SIGTERM, the multi-host preemption sync point and train.time_limit_s, checked once
+per step by the loop."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 
 import jax
+
+from attn_jax.train import mesh as mesh_lib
 
 
 class Preemption:
@@ -56,3 +60,19 @@ class Preemption:
                     e,
                 )
         return self.event.is_set()
+
+    def past_time_limit(self, step: int, start: float, limit_s: float, every: int) -> bool:
+        """`limit_s` seconds since `start` have passed (limit 0: never).
+
+        Several processes: process 0's clock decides, at steps that are multiples of
+        `every` (the log steps): the broadcast is a collective, so only at steps
+        every process shares; a process deciding from its own clock would stop
+        alone and leave the others waiting in their next collective.
+        """
+        if not limit_s:
+            return False
+        if jax.process_count() == 1:
+            return time.time() - start > limit_s
+        if step % max(every, 1):
+            return False
+        return bool(mesh_lib.process0_value(time.time() - start > limit_s))

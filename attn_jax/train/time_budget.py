@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from attn_jax.train import budget as budget_lib
+from attn_jax.train import mesh as mesh_lib
 
 # A plan needs this many timed steps and seconds after the first compiled step.
 MIN_STEPS, MIN_SECONDS = 10, 3.0
@@ -73,12 +74,22 @@ class TimePlanner:
             self.mark = (self.mark[0], self.mark[1] + seconds)
 
     def due(self, step: int) -> bool:
+        """Whether to plan at `step`.
+
+        The first plan waits for a time window (a clock): with several processes
+        process 0's answer is broadcast (each step until then), as a process
+        deciding alone would time an evaluation, a collective, on its own. The
+        re-plan's step follows from the first plan's numbers, the same on every
+        process (`plan` returns process 0's).
+        """
         if self.mark is None or len(self.plans) >= 2:
             return False
         step0, t0 = self.mark
         if len(self.plans) == 0:
             seconds = time.time() - t0
-            return step - step0 >= MIN_STEPS and seconds >= MIN_SECONDS
+            return bool(
+                mesh_lib.process0_value(step - step0 >= MIN_STEPS and seconds >= MIN_SECONDS)
+            )
         first = self.plans[0]
         return step >= max(first["step"] + MIN_STEPS, int(REPLAN_AT * first["steps"]))
 
@@ -101,6 +112,7 @@ class TimePlanner:
                 tail_s=TAIL_SECONDS + (self.compile_s if self.plans else 0.0),
                 margin=MARGIN,
             )
+        total = mesh_lib.process0_value(total)  # multi-process: every process runs process 0's
         self.plans.append(
             {
                 "step": step,

@@ -15,11 +15,11 @@ import types
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     from attn_jax import main
-    from attn_jax.train import loop, time_budget
+    from attn_jax.train import loop, preemption, time_budget
 
     if os.environ.get("JAX_PROCESS_ID") == "1":
         rate, real, t0 = float(os.environ["ATTN_JAX_TEST_CLOCK_RATE"]), time.time, time.time()
         fast = types.SimpleNamespace(time=lambda: t0 + rate * (real() - t0))
-        loop.time = time_budget.time = fast
+        loop.time = preemption.time = time_budget.time = fast
     sys.argv[0] = "attn_jax.main"
     sys.exit(main.run())
