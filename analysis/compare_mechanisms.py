@@ -79,6 +79,9 @@ def tables(fits: dict[str, compare.GroupFit], comparison: dict) -> str:
             if held
             else "n/a"
         )
+        if held and held.get("seed_rel_sd") is not None:
+            seeds = held["n_held_out_points"] // held["n_held_out"]
+            held_txt += f" ({seeds} seeds, sd {100 * held['seed_rel_sd']:.2f}%)"
         n_max = f.data.N.max()
         ratio = f.cost(n_max) / ref_fit.cost(n_max) if ref_fit is not None else float("nan")
         lines.append(

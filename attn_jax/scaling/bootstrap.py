@@ -189,8 +189,9 @@ def leave_largest_out(
 
     Returns:
       {"N_held_out", "n_held_out" (held-out budgets), "n_held_out_points",
-       "mean_abs_rel_error", "max_abs_rel_error", "rmse_log_loss"} on the held-out
-      size, plus the fit's parameters as "fit_<name>".
+       "mean_abs_rel_error", "max_abs_rel_error", "rmse_log_loss", "seed_rel_sd"
+       (the held-out losses' relative sd across seeds; None with one seed)} on
+      the held-out size, plus the fit's parameters as "fit_<name>".
     """
     N, D, L = (np.asarray(x, np.float64) for x in (N, D, L))
     held = N >= N.max() * (1 - 1e-9)
@@ -200,7 +201,11 @@ def leave_largest_out(
         N[~held], D[~held], L[~held], top_k=top_k, diagnose=False, delta=delta
     )
     budgets, which = np.unique(D[held], return_inverse=True)
-    observed = np.array([L[held][which == i].mean() for i in range(budgets.shape[0])])
+    groups = [L[held][which == i] for i in range(budgets.shape[0])]
+    observed = np.array([g.mean() for g in groups])
+    # Seed-to-seed spread of the held-out losses (relative sd, mean over the budgets
+    # with two or more seeds): a miss within it is noise, one far beyond it is the law.
+    sds = [g.std(ddof=1) / g.mean() for g in groups if g.shape[0] > 1]
     pred = fit.predict(np.full(budgets.shape, N.max()), budgets)
     rel = (pred - observed) / observed
     return {
@@ -210,5 +215,6 @@ def leave_largest_out(
         "mean_abs_rel_error": float(np.mean(np.abs(rel))),
         "max_abs_rel_error": float(np.max(np.abs(rel))),
         "rmse_log_loss": float(np.sqrt(np.mean((np.log(pred) - np.log(observed)) ** 2))),
+        "seed_rel_sd": float(np.mean(sds)) if sds else None,
         **{f"fit_{k}": float(v) for k, v in fit.params.items()},
     }

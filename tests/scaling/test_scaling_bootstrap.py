@@ -1,6 +1,7 @@
 """Bootstrap over runs and leave-the-largest-out validation."""
 
 import numpy as np
+import pytest
 
 from attn_jax.scaling import approach3, bootstrap, synthetic
 
@@ -51,5 +52,7 @@ def test_leave_largest_out_scores_the_seed_mean():
     assert out["max_abs_rel_error"] < 0.005
     assert out["n_held_out"] == 6
     assert out["n_held_out_points"] == 18
+    assert out["seed_rel_sd"] == pytest.approx(0.03)  # the sd of 1.03, 1, 0.97
     one = bootstrap.leave_largest_out(N, D, L, top_k=4)  # one seed: each point is its mean
     assert one["n_held_out"] == one["n_held_out_points"] == 6
+    assert one["seed_rel_sd"] is None
