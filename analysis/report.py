@@ -231,9 +231,11 @@ def mechanisms(page: Page) -> None:
             point = page.v(rel, *g, *(("a",) if q == "a" else ("params", q)))
             iv = (*g, "intervals", q)
             cells.append(f"{point} [{page.v(rel, *iv, 'lo')}, {page.v(rel, *iv, 'hi')}]")
-        cells.append(
-            page.v(rel, *g, "held_out", "max_abs_rel_error", fmt=".2f", how="percent") + "%"
-        )
+        held = page.v(rel, *g, "held_out", "max_abs_rel_error", fmt=".2f", how="percent") + "%"
+        if page.doc(rel)["groups"][name]["held_out"].get("seed_rel_sd") is not None:
+            sd = page.v(rel, *g, "held_out", "seed_rel_sd", fmt=".2f", how="percent")
+            held += f" (seed mean; sd across seeds {sd}%)"
+        cells.append(held)
         page.add(f"| {name} | " + " | ".join(cells) + " |")
     page.add("")
     page.figure(
