@@ -33,12 +33,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from attn_jax import runtime  # noqa: E402  (no JAX import yet: safe before re-exec)
+
 B, N, H = 1, 4, 64
-# The allocator settings of shared/PERFORMANCE.md (set before each worker starts).
-GLIBC_TUNABLES = (
-    "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736:"
-    "glibc.malloc.arena_max=1:glibc.malloc.top_pad=1073741824"
-)
 # Kernel options used in the sweep: approximate kernels at typical settings.
 KERNEL_SETTINGS = {
     "xla": dict(spec=dict(causal=True)),
@@ -160,8 +157,7 @@ def _run_point(kernel: str, T: int, repeats: int, timeout_s: float) -> dict:
     cmd = [sys.executable, __file__, "--worker", kernel, "--T", str(T), "--repeats", str(repeats)]
     t0 = time.perf_counter()
     try:
-        env = dict(os.environ)
-        env.setdefault("GLIBC_TUNABLES", GLIBC_TUNABLES)
+        env = dict(os.environ)  # the malloc tunables come from main's re-exec
         env.setdefault("JAX_PLATFORMS", "cpu")
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
@@ -322,6 +318,9 @@ def main() -> None:
         "--append", action="store_true", help="merge into an existing attention.json"
     )
     args = parser.parse_args()
+    # The allocator settings of shared/PERFORMANCE.md, for this process and every worker
+    # (a GLIBC_TUNABLES already set, even empty, used to keep the workers off them).
+    runtime.ensure_malloc_tunables()
     if args.approx:
         _approx_main(args.out_dir)
         return
