@@ -276,7 +276,7 @@ class _SweepRun:
         where = (
             f"at or before step {t.trial.branch_step}"
             if status == "diverged"
-            else f"{status or 'without a record'}"
+            else status or "without a record"
         )
         error = (
             f"not run: its parent trial {parent} ended {where}, so there is no checkpoint "

@@ -110,9 +110,9 @@ def fake_train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
                 _pause(str(fake.notify_fifo))
 
     params = 12 * d_model * d_model * int(config.model.num_layers)
-    diverged = bool(fake.get("diverge", False)) or (0 < diverge_at <= steps)
-    if diverge_at and diverged:
-        steps = diverge_at
+    if 0 < diverge_at <= steps:
+        steps = diverge_at  # where the run stopped, as the real record's `steps`
+    diverged = bool(fake.get("diverge", False)) or 0 < diverge_at == steps
     loss = None if diverged else fake_loss(d_model, steps, lr)
     tokens = steps * tokens_per_step
     record = {
